@@ -1,0 +1,277 @@
+//! The ingest router: event time, watermarks, lateness, placement, dead letters.
+//!
+//! Per input, an [`InputClock`] keeps the watermark `W` (the largest event time seen
+//! minus `max_out_of_orderness`, or higher if advanced explicitly; never backwards)
+//! and the frontier `F >= W` the input's dataflow has been advanced to. Each record,
+//! in order:
+//! 1. is parsed, or dead-lettered as `invalid`;
+//! 2. is judged against `W` as it stands before the record: too late (dead-lettered
+//!    as `too_late`), late (`ts < W`, applied) or on time;
+//! 3. is placed at time `max(ts, F)` and stamped with `W`, then raises `W`.
+//!
+//! After a batch, the input advances to `F' = max(W, F)`, and to at least `F + 1` when
+//! a record was placed above its event time (so late records show at once) or when
+//! `W` moved while `F` did not (so operators learn the new watermark). `F` may thus
+//! run ahead of `W`; records placed later still take their windows from `ts` and their
+//! lateness from the stamp, so results do not depend on the batching.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::Codec;
+use crate::pipeline::{Diff, InputOptions, JsonText, MAX_TS, Time};
+
+/// A record a job could not use, as shown in its `dead_letter` output.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The input it was sent to.
+    pub input: String,
+    /// The record as sent (a JSON string if it was not JSON at all).
+    pub record: JsonText,
+    /// Why it was not used.
+    pub reason: Reason,
+    /// Its event time, when it had a valid one.
+    pub ts: Option<Time>,
+}
+
+/// Why a record was dead-lettered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// It arrived after every window it belongs to was final.
+    TooLate,
+    /// It could not be parsed or failed validation.
+    Invalid,
+}
+
+/// The watermark and frontier of one input.
+#[derive(Clone, Debug)]
+pub struct InputClock {
+    max_out_of_orderness: Time,
+    watermark: Time,
+    frontier: Time,
+    announced: Time,
+    bumped: bool,
+}
+
+impl InputClock {
+    /// A clock at watermark and frontier 0.
+    pub fn new(max_out_of_orderness: Time) -> InputClock {
+        InputClock { max_out_of_orderness, watermark: 0, frontier: 0, announced: 0, bumped: false }
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Time {
+        self.watermark
+    }
+
+    /// The frontier the input was last advanced to.
+    pub fn frontier(&self) -> Time {
+        self.frontier
+    }
+
+    /// The time to place a record at event time `ts`.
+    fn place(&mut self, ts: Time) -> Time {
+        if ts < self.frontier {
+            self.bumped = true;
+        }
+        ts.max(self.frontier)
+    }
+
+    /// Raises the watermark after an applied record at `ts`.
+    fn observe(&mut self, ts: Time) {
+        self.watermark = self.watermark.max(ts.saturating_sub(self.max_out_of_orderness));
+    }
+
+    /// Raises the watermark to at least `watermark`.
+    pub fn advance_to(&mut self, watermark: Time) {
+        self.watermark = self.watermark.max(watermark.min(MAX_TS));
+    }
+
+    /// The `(frontier, watermark)` to advance the input to, if it must move; the
+    /// frontier is at least `at_least`.
+    pub fn flush(&mut self, at_least: Time) -> Option<(Time, Time)> {
+        let mut frontier = self.watermark.max(self.frontier).max(at_least);
+        let news = self.bumped || self.watermark != self.announced;
+        if news && frontier == self.frontier {
+            frontier += 1;
+        }
+        if frontier == self.frontier {
+            return None;
+        }
+        self.frontier = frontier;
+        self.announced = self.watermark;
+        self.bumped = false;
+        Some((frontier, self.watermark))
+    }
+}
+
+/// The outcome of a batch of records, as the ingest API reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Records applied (on time or late but allowed).
+    pub accepted: u64,
+    /// Applied records with `ts < W`.
+    pub late: u64,
+    /// Records dead-lettered as too late.
+    pub too_late: u64,
+    /// Records that failed to parse or validate, by position in the batch.
+    pub rejected: Vec<Rejected>,
+    /// The input's watermark after the batch.
+    pub watermark: Time,
+}
+
+/// A record that could not be parsed or validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// Its position in the batch, from 0.
+    pub index: usize,
+    /// What is wrong with it.
+    pub error: String,
+}
+
+/// What the router made of a batch.
+pub(crate) struct Routed {
+    /// One typed batch per worker.
+    pub(crate) batches: Vec<Option<Box<dyn Any + Send>>>,
+    pub(crate) dead: Vec<DeadLetter>,
+    pub(crate) report: IngestReport,
+}
+
+/// Routes one input's records to the workers.
+pub(crate) struct InputRouter {
+    name: String,
+    codec: Arc<dyn Codec>,
+    options: InputOptions,
+    pub(crate) clock: InputClock,
+    /// The largest valid event time seen.
+    pub(crate) max_ts: Option<Time>,
+    workers: usize,
+    next: usize,
+}
+
+impl InputRouter {
+    pub(crate) fn new(name: &str, codec: Arc<dyn Codec>, options: InputOptions, workers: usize) -> InputRouter {
+        let clock = InputClock::new(options.max_out_of_orderness);
+        InputRouter { name: name.into(), codec, options, clock, max_ts: None, workers, next: 0 }
+    }
+
+    /// Parses, judges and places `records`, in order.
+    pub(crate) fn route<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Routed {
+        let mut batch = self.codec.batch(self.workers);
+        let mut report = IngestReport::default();
+        let mut dead = Vec::new();
+        let mut max_ts: Option<Time> = None;
+        for (index, text) in records.into_iter().enumerate() {
+            let ts = match batch.parse(text) {
+                Ok(ts) => ts,
+                Err(error) => {
+                    dead.push(self.dead_letter(text, Reason::Invalid, event_time(text)));
+                    report.rejected.push(Rejected { index, error });
+                    continue;
+                }
+            };
+            max_ts = max_ts.max(Some(ts));
+            let w = self.clock.watermark();
+            if self.options.lateness.too_late(ts, w) {
+                dead.push(self.dead_letter(text, Reason::TooLate, Some(ts)));
+                report.too_late += 1;
+                continue;
+            }
+            report.accepted += 1;
+            report.late += (ts < w) as u64;
+            let time = self.clock.place(ts);
+            batch.commit(self.next, time, w);
+            self.next = (self.next + 1) % self.workers;
+            self.clock.observe(ts);
+        }
+        report.watermark = self.clock.watermark();
+        self.max_ts = self.max_ts.max(max_ts);
+        Routed { batches: batch.finish(), dead, report }
+    }
+
+    fn dead_letter(&self, text: &[u8], reason: Reason, ts: Option<Time>) -> DeadLetter {
+        let text = String::from_utf8_lossy(text);
+        let record = JsonText::from_json(&text).unwrap_or_else(|| JsonText::string(&text));
+        DeadLetter { input: self.name.clone(), record, reason, ts }
+    }
+}
+
+/// The `ts` field of a record that failed to parse, if it is a valid event time.
+fn event_time(text: &[u8]) -> Option<Time> {
+    let value: serde_json::Value = serde_json::from_slice(text).ok()?;
+    value.get("ts")?.as_u64().filter(|ts| *ts <= MAX_TS)
+}
+
+/// Places dead letters in the job's `dead_letter` input.
+///
+/// Dead letters are placed at the dead-letter input's frontier, which follows the
+/// highest frontier of the job's inputs and steps past each batch of dead letters so
+/// that they show at once. With a retention, each is retracted that long after.
+pub(crate) struct DeadLetters {
+    frontier: Time,
+    retention: Option<Time>,
+}
+
+impl DeadLetters {
+    pub(crate) fn new(retention: Option<Time>) -> DeadLetters {
+        DeadLetters { frontier: 0, retention }
+    }
+
+    /// The updates for `dead`, and the frontier to advance to (at least `inputs_frontier`).
+    pub(crate) fn place(
+        &mut self,
+        dead: Vec<DeadLetter>,
+        inputs_frontier: Time,
+    ) -> (Vec<((DeadLetter, Time), Time, Diff)>, Option<Time>) {
+        let at = self.frontier;
+        let mut updates = Vec::with_capacity(dead.len() * 2);
+        for d in dead {
+            if let Some(r) = self.retention {
+                updates.push(((d.clone(), at), at + r, -1));
+            }
+            updates.push(((d, at), at, 1));
+        }
+        let next = inputs_frontier.max(self.frontier + !updates.is_empty() as Time);
+        let advance = (next > self.frontier).then(|| {
+            self.frontier = next;
+            next
+        });
+        (updates, advance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_follows_the_watermark_and_steps_past_placements() {
+        let mut c = InputClock::new(5);
+        c.observe(100);
+        assert_eq!(c.flush(0), Some((95, 95)));
+        assert_eq!(c.flush(0), None);
+        // A late record is placed at the frontier, which then steps past it.
+        assert_eq!(c.place(50), 95);
+        assert_eq!(c.flush(0), Some((96, 95)));
+        // A watermark change the frontier already covers still moves the frontier.
+        c.advance_to(96);
+        assert_eq!(c.flush(0), Some((97, 96)));
+        c.observe(200);
+        assert_eq!(c.flush(0), Some((195, 195)));
+        assert_eq!(c.flush(300), Some((300, 195)));
+    }
+
+    #[test]
+    fn dead_letters_step_their_frontier() {
+        let mut d = DeadLetters::new(Some(1000));
+        let letter = DeadLetter { input: "i".into(), record: JsonText::string("x"), reason: Reason::Invalid, ts: None };
+        let (updates, advance) = d.place(vec![letter.clone()], 0);
+        assert_eq!(updates, vec![((letter.clone(), 0), 1000, -1), ((letter, 0), 0, 1)]);
+        assert_eq!(advance, Some(1));
+        assert_eq!(d.place(vec![], 50).1, Some(50));
+        assert_eq!(d.place(vec![], 50).1, None);
+    }
+}

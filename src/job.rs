@@ -1,0 +1,301 @@
+//! Jobs: a dataflow with parameters, running on the runtime, fed through routers.
+//!
+//! A [`RunningJob`] owns, per declared input, the ingest router (watermark, lateness,
+//! placement) and, per output, the [`Materialized`] content its workers feed. It is
+//! the only place where ingest and runtime meet: routed batches go to the workers,
+//! then the input advances, then any dead letters follow on the job's dead-letter
+//! input.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
+use crate::ingest::IngestReport;
+use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
+use crate::runtime::{Install, JobId, Materialized, OutputSink, Runtime, RuntimeError};
+
+/// How a job is run.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// Timing of output changes.
+    pub mode: TimeMode,
+    /// Keep every output change (for `tidemark run --changes`).
+    pub log_changes: bool,
+    /// How long dead letters stay when the dataflow has no `retention` parameter.
+    pub dead_letter_retention: Option<Time>,
+}
+
+/// Counters of one input since the job started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InputStats {
+    /// Records applied.
+    pub accepted: u64,
+    /// Applied records that were late.
+    pub late: u64,
+    /// Records dead-lettered as too late.
+    pub too_late: u64,
+    /// Records dead-lettered as invalid.
+    pub rejected: u64,
+}
+
+/// One input of a running job.
+pub struct InputPort {
+    /// Its name.
+    pub name: String,
+    router: Mutex<InputRouter>,
+    frontier: AtomicU64,
+    stats: Mutex<InputStats>,
+}
+
+/// One output of a running job.
+pub struct OutputPort {
+    /// Its name.
+    pub name: String,
+    /// Its key fields.
+    pub key: Vec<String>,
+    /// Its content.
+    pub rows: Arc<Materialized>,
+}
+
+/// A job could not be started or fed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// A job installed on the runtime.
+pub struct RunningJob {
+    id: JobId,
+    name: String,
+    dataflow: Dataflow,
+    params: DecodedParams,
+    runtime: Arc<Runtime>,
+    inputs: Vec<InputPort>,
+    dead: Mutex<DeadLetters>,
+    dead_frontier: AtomicU64,
+    outputs: Vec<OutputPort>,
+}
+
+impl RunningJob {
+    /// Installs `dataflow` with `params` on every worker of `runtime`.
+    pub fn start(
+        runtime: Arc<Runtime>,
+        id: JobId,
+        name: &str,
+        dataflow: &Dataflow,
+        params: DecodedParams,
+        options: &JobOptions,
+    ) -> Result<RunningJob, JobError> {
+        let workers = runtime.workers();
+        let description = dataflow.description();
+        let keys = description.outputs.iter().map(|o| o.key.clone()).chain([Vec::new()]);
+        let outputs: Vec<OutputPort> = dataflow
+            .output_names()
+            .into_iter()
+            .zip(keys)
+            .map(|(name, key)| OutputPort { name, key, rows: Materialized::new(workers, options.log_changes) })
+            .collect();
+        let sinks = outputs.iter().map(|o| o.rows.clone() as Arc<dyn OutputSink>).collect();
+        let install = Install { name: name.into(), dataflow: dataflow.clone(), params: params.clone(), mode: options.mode, sinks };
+        let input_options = runtime.install(id, install)?;
+        let inputs = description
+            .inputs
+            .iter()
+            .zip(input_options)
+            .map(|(desc, opts)| InputPort {
+                name: desc.name.clone(),
+                router: Mutex::new(InputRouter::new(&desc.name, desc.codec.clone(), opts, workers)),
+                frontier: AtomicU64::new(0),
+                stats: Mutex::new(InputStats::default()),
+            })
+            .collect();
+        let retention = match params.json.get("retention") {
+            Some(Value::Null) => None,
+            Some(v) => v.as_u64().or(options.dead_letter_retention),
+            None => options.dead_letter_retention,
+        };
+        Ok(RunningJob {
+            id,
+            name: name.into(),
+            dataflow: dataflow.clone(),
+            params,
+            runtime,
+            inputs,
+            dead: Mutex::new(DeadLetters::new(retention)),
+            dead_frontier: AtomicU64::new(0),
+            outputs,
+        })
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The dataflow it runs.
+    pub fn dataflow(&self) -> &Dataflow {
+        &self.dataflow
+    }
+
+    /// Its effective parameters.
+    pub fn params(&self) -> &DecodedParams {
+        &self.params
+    }
+
+    /// Its inputs, in declaration order.
+    pub fn inputs(&self) -> &[InputPort] {
+        &self.inputs
+    }
+
+    /// Its outputs, in declaration order, `dead_letter` last.
+    pub fn outputs(&self) -> &[OutputPort] {
+        &self.outputs
+    }
+
+    /// The index of input `name`.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name == name)
+    }
+
+    /// The output `name`.
+    pub fn output(&self, name: &str) -> Option<&OutputPort> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+
+    /// Feeds records (JSON texts, in order) to input `input`.
+    pub fn ingest<'a>(&self, input: usize, records: impl IntoIterator<Item = &'a [u8]>) -> Result<IngestReport, JobError> {
+        let port = &self.inputs[input];
+        let (report, dead) = {
+            let mut router = port.router.lock().expect("router lock");
+            let routed = router.route(records);
+            for (worker, batch) in routed.batches.into_iter().enumerate() {
+                if let Some(batch) = batch {
+                    self.runtime.push(self.id, input, worker, batch)?;
+                }
+            }
+            self.flush(input, &mut router, 0)?;
+            (routed.report, routed.dead)
+        };
+        let mut stats = port.stats.lock().expect("stats lock");
+        stats.accepted += report.accepted;
+        stats.late += report.late;
+        stats.too_late += report.too_late;
+        stats.rejected += report.rejected.len() as u64;
+        drop(stats);
+        self.dead_letters(dead)?;
+        Ok(report)
+    }
+
+    /// Moves input `input`'s watermark to at least `watermark`; returns its new
+    /// `(frontier, watermark)`.
+    pub fn advance(&self, input: usize, watermark: Time) -> Result<(Time, Time), JobError> {
+        let mut router = self.inputs[input].router.lock().expect("router lock");
+        router.clock.advance_to(watermark);
+        self.flush(input, &mut router, 0)?;
+        let at = (router.clock.frontier(), router.clock.watermark());
+        drop(router);
+        self.dead_letters(Vec::new())?;
+        Ok(at)
+    }
+
+    /// Moves every input's watermark to at least `watermark` and all their frontiers
+    /// to one common frontier, which is returned: every output is complete once it
+    /// reaches it (for replays, which read the outputs at their end).
+    pub fn advance_all(&self, watermark: Time) -> Result<Time, JobError> {
+        let mut common = watermark;
+        for (i, port) in self.inputs.iter().enumerate() {
+            let mut router = port.router.lock().expect("router lock");
+            router.clock.advance_to(watermark);
+            self.flush(i, &mut router, 0)?;
+            common = common.max(router.clock.frontier());
+        }
+        for (i, port) in self.inputs.iter().enumerate() {
+            self.flush(i, &mut port.router.lock().expect("router lock"), common)?;
+        }
+        self.dead_letters(Vec::new())?;
+        Ok(common)
+    }
+
+    /// The frontier every output must reach to reflect all input so far: the inputs'
+    /// least frontier, and the dead-letter frontier for `dead_letter`.
+    pub fn complete_at(&self, output: usize) -> Time {
+        if output + 1 == self.outputs.len() {
+            self.dead_frontier.load(Ordering::SeqCst)
+        } else {
+            self.inputs.iter().map(|i| i.frontier.load(Ordering::SeqCst)).min().unwrap_or(0)
+        }
+    }
+
+    /// Waits until every output reflects all input so far; false on timeout or failure.
+    pub fn wait_complete(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for (i, output) in self.outputs.iter().enumerate() {
+            let target = self.complete_at(i);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if self.runtime.failed() || left.is_zero() {
+                    return false;
+                }
+                if output.rows.wait_for(target, left.min(Duration::from_millis(200))) {
+                    break;
+                }
+            }
+        }
+        true
+    }
+
+    /// The counters of input `input`.
+    pub fn input_stats(&self, input: usize) -> InputStats {
+        *self.inputs[input].stats.lock().expect("stats lock")
+    }
+
+    /// The current watermark of input `input`.
+    pub fn watermark(&self, input: usize) -> Time {
+        self.inputs[input].router.lock().expect("router lock").clock.watermark()
+    }
+
+    /// The largest valid event time input `input` has seen.
+    pub fn max_ts(&self, input: usize) -> Option<Time> {
+        self.inputs[input].router.lock().expect("router lock").max_ts
+    }
+
+    /// Stops the job's dataflow on every worker.
+    pub fn stop(&self) {
+        self.runtime.stop(self.id);
+    }
+
+    fn flush(&self, input: usize, router: &mut InputRouter, at_least: Time) -> Result<(), JobError> {
+        if let Some((frontier, watermark)) = router.clock.flush(at_least) {
+            self.runtime.advance(self.id, input, frontier, watermark)?;
+            self.inputs[input].frontier.store(frontier, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Places dead letters and keeps the dead-letter frontier with the inputs'.
+    fn dead_letters(&self, dead: Vec<DeadLetter>) -> Result<(), JobError> {
+        let index = self.inputs.len();
+        let inputs_frontier = self.inputs.iter().map(|i| i.frontier.load(Ordering::SeqCst)).max().unwrap_or(0);
+        let mut letters = self.dead.lock().expect("dead letters lock");
+        let (updates, advance) = letters.place(dead, inputs_frontier);
+        if !updates.is_empty() {
+            self.runtime.push(self.id, index, 0, Box::new(updates))?;
+        }
+        if let Some(frontier) = advance {
+            self.runtime.advance(self.id, index, frontier, frontier)?;
+            self.dead_frontier.store(frontier, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,26 @@
+//! tidemark: incremental stream computation as a service.
+//!
+//! ```text
+//!  file ─┐                                  timely workers (runtime)
+//!  HTTP ─┼─► ingest: parse ─► router ───────► ┌──────────────────────────────────┐
+//!  gen  ─┘     │ (watermark, lateness,         │ job dataflow (pipeline, Rust)    │
+//!              │  placement, stamps)            │  inputs ─► operators ─► outputs  │
+//!              └─► dead letters (bad / late) ─► └───────────────┬──────────────────┘
+//!                                                               │ consolidated changes
+//!                    run (CLI) / serve  ◄── materialized outputs ◄┘ + frontiers
+//! ```
+//!
+//! - [`pipeline`]: the API pipeline authors see (streams, windows, joins, top-k).
+//! - [`runtime`]: timely workers, typed commands, output sinks.
+//! - [`ingest`]: record framing, parsing, the event-time router, dead letters.
+//! - [`job`]: a dataflow with parameters running on the runtime, fed by routers.
+//! - [`replay`]: `tidemark run`, replaying files through a job.
+//!
+//! The compiled-in pipelines live in `dataflows/`, outside this crate, and use only
+//! [`pipeline::prelude`]; the binary hands their [`pipeline::Registry`] to the library.
+
+pub mod ingest;
+pub mod job;
+pub mod pipeline;
+pub mod replay;
+pub mod runtime;

@@ -1,0 +1,77 @@
+//! The API pipeline authors see.
+//!
+//! A pipeline is a [`Pipeline`] implementation: it declares its inputs (typed serde
+//! [`Record`]s), its parameters (a serde struct with defaults and validation), and its
+//! named outputs (serde [`Row`]s with declared key fields), and builds a differential
+//! dataflow from them in [`Pipeline::build`].
+//!
+//! Inputs arrive as [`Stream`]s: event-time streams whose records carry the watermark
+//! at which they arrived, so that windowed operators can judge lateness exactly
+//! whatever the batching (see `DESIGN.md`, "Time"). Stream operators
+//! ([`Stream::window_aggregate`], [`Stream::window_join`], [`Stream::interval_join`],
+//! [`Stream::as_of_join`], [`Stream::dedupe`]) retire their state when the watermark
+//! makes it final; windowed results turn into [`Collection`]s, plain differential
+//! collections, which [`top_k`] and every differential operator accept.
+//! [`Stream::collection`] is the escape hatch to raw differential dataflow.
+//!
+//! ```text
+//! input ─► Stream<D> ──window_aggregate──► Collection<(K, Window, Out)> ──map──► output
+//!            │  ▲                              │
+//!            │  └─ window_join / interval_join / as_of_join / dedupe
+//!            └────────── collection() ─► raw differential dataflow
+//! ```
+
+pub mod aggregate;
+pub(crate) mod clock;
+mod dataflow;
+mod dedupe;
+mod join;
+pub(crate) mod keyed;
+mod num;
+mod params;
+mod record;
+mod stream;
+mod topk;
+pub mod window;
+
+pub use aggregate::{Aggregate, Avg, Count, Max, Min, Stats, StatsOut, Sum};
+pub use dataflow::{
+    BuildError, DEAD_LETTER, Dataflow, DecodedParams, Description, InputDesc, InputOptions, Job, OutputDesc,
+    Pipeline, Registry, TimeMode,
+};
+pub use num::{ExactSum, Num};
+pub use params::{ParamError, Params, check_duration};
+pub use record::{JsonText, Record, Row};
+pub use stream::Stream;
+pub use topk::top_k;
+pub use window::{Emit, Lateness, Window, WindowKind, Windowing};
+
+/// Event time in milliseconds: the timestamp of every differential collection.
+pub type Time = u64;
+/// Multiplicity changes of differential updates.
+pub type Diff = isize;
+/// A differential collection at event time.
+pub type Collection<'s, D> = differential_dataflow::VecCollection<'s, Time, D, Diff>;
+
+/// The largest event time a record may carry (2^62 ms, some 146 million years).
+///
+/// Windows, lateness and retention are computed by adding durations to event times;
+/// this bound (with [`MAX_DURATION`]) guarantees that such sums never overflow.
+pub const MAX_TS: Time = 1 << 62;
+/// The largest duration a parameter (window size, lateness, retention) may have.
+pub const MAX_DURATION: Time = 1 << 60;
+
+/// What data flowing through a pipeline must be: comparable, hashable, serializable.
+pub trait Data: differential_dataflow::ExchangeData + std::hash::Hash {}
+impl<T: differential_dataflow::ExchangeData + std::hash::Hash> Data for T {}
+
+/// Everything a pipeline module needs: `use tidemark::pipeline::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, ExactSum,
+        InputDesc, InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc,
+        ParamError, Params, Pipeline, Record, Registry, Row, Stats, StatsOut, Stream, Sum, Time,
+        Window, WindowKind, Windowing, check_duration, top_k,
+    };
+    pub use serde::{Deserialize, Serialize};
+}

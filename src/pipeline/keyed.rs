@@ -1,0 +1,269 @@
+//! The keyed, watermark-driven operator under every stateful stream operator.
+//!
+//! [`keyed`] exchanges updates by key, holds them until the input frontier passes
+//! their time, and then hands them to a [`KeyedLogic`] in time order, interleaved
+//! with watermark changes read from the inputs' [`Clock`]s. At each time it asks the
+//! logic to flush the output changes that time produced.
+//!
+//! In [`TimeMode::Exact`] every output change carries the time of the input that
+//! caused it, as differential operators do. In [`TimeMode::Compact`] the changes of
+//! one frontier step are consolidated at its last time: the final content is the
+//! same, intermediate times are skipped. A job that only reads its final snapshot
+//! (`tidemark run` without `--changes`) uses it to skip provisional versions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::clock::{Clock, ClockReader};
+use super::{Collection, Data, Diff, Time, TimeMode};
+
+/// What a keyed operator does with its updates, in time order.
+pub(crate) trait KeyedLogic: 'static {
+    /// What updates are grouped and exchanged by.
+    type Key: Data;
+    /// The rest of an update.
+    type Value: Data;
+    /// Output records.
+    type Out: Data;
+
+    /// Applies an update that arrived at watermark `stamp`.
+    fn update(&mut self, key: Self::Key, value: Self::Value, stamp: Time, diff: Diff);
+    /// The watermarks of the operator's clocks (one per clock, in order) moved.
+    fn watermark(&mut self, watermarks: &[Time]);
+    /// Appends the output changes made since the last flush, at `time`.
+    fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>);
+}
+
+/// Deadlines by watermark, for logics that act when the watermark passes a point.
+pub(crate) struct Timers<K> {
+    due: BTreeMap<Time, Vec<K>>,
+}
+
+impl<K: PartialEq> Timers<K> {
+    /// Asks for `item` back once the watermark reaches `at`.
+    pub(crate) fn schedule(&mut self, at: Time, item: K) {
+        let items = self.due.entry(at).or_default();
+        if items.last() != Some(&item) {
+            items.push(item);
+        }
+    }
+
+    /// Everything due at watermark `watermark`, earliest deadline first.
+    pub(crate) fn take_due(&mut self, watermark: Time) -> Vec<K> {
+        let later = self.due.split_off(&(watermark.saturating_add(1)));
+        std::mem::replace(&mut self.due, later).into_values().flatten().collect()
+    }
+}
+
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Timers { due: BTreeMap::new() }
+    }
+}
+
+/// Per-key state of a logic, in slots addressed by a small integer so that dirty
+/// lists and timers need not clone keys. A released slot may be reused by another
+/// key, so anything that refers to slots by number (timers) must re-check state
+/// rather than act blindly.
+pub(crate) struct KeySlots<K, S> {
+    index: HashMap<K, u32>,
+    slots: Vec<Slot<K, S>>,
+    free: Vec<u32>,
+    dirty: Vec<u32>,
+}
+
+struct Slot<K, S> {
+    key: Option<K>,
+    state: S,
+    dirty: bool,
+}
+
+impl<K: Data, S: Default> KeySlots<K, S> {
+    /// The slot of `key`, created empty if it has none.
+    pub(crate) fn slot(&mut self, key: K) -> u32 {
+        if let Some(&id) = self.index.get(&key) {
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slots.push(Slot { key: None, state: S::default(), dirty: false });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.slots[id as usize].key = Some(key.clone());
+        self.index.insert(key, id);
+        id
+    }
+
+    /// The key and state in slot `id`, if it is in use.
+    pub(crate) fn get(&mut self, id: u32) -> Option<(&K, &mut S)> {
+        let slot = self.slots.get_mut(id as usize)?;
+        Some((slot.key.as_ref()?, &mut slot.state))
+    }
+
+    /// Marks slot `id` for the next [`KeySlots::take_dirty`].
+    pub(crate) fn mark(&mut self, id: u32) {
+        if let Some(slot) = self.slots.get_mut(id as usize)
+            && !slot.dirty
+        {
+            slot.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// The slots marked since the last call.
+    pub(crate) fn take_dirty(&mut self) -> Vec<u32> {
+        for &id in &self.dirty {
+            self.slots[id as usize].dirty = false;
+        }
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Frees slot `id` (its state is reset) for reuse.
+    pub(crate) fn release(&mut self, id: u32) {
+        let slot = &mut self.slots[id as usize];
+        if let Some(key) = slot.key.take() {
+            self.index.remove(&key);
+            slot.state = S::default();
+            self.free.push(id);
+        }
+    }
+
+    /// Number of keys with state.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+impl<K, S> Default for KeySlots<K, S> {
+    fn default() -> Self {
+        KeySlots { index: HashMap::new(), slots: Vec::new(), free: Vec::new(), dirty: Vec::new() }
+    }
+}
+
+/// Runs `logic` over `updates` (`((key, value), stamp)` records), keyed and in time order.
+pub(crate) fn keyed<'s, L: KeyedLogic>(
+    updates: VecCollection<'s, Time, ((L::Key, L::Value), Time), Diff>,
+    clocks: &[Clock],
+    mode: TimeMode,
+    name: &str,
+    mut logic: L,
+) -> Collection<'s, L::Out> {
+    let mut readers: Vec<ClockReader> = clocks.iter().map(Clock::reader).collect();
+    let pact = Exchange::new(|(((k, _), _), _, _): &(((L::Key, L::Value), Time), Time, Diff)| k.hashed());
+    updates
+        .inner
+        .unary_frontier(pact, name, move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut pending: Vec<(Time, L::Key, L::Value, Time, Diff)> = Vec::new();
+            let mut out: Vec<(L::Out, Time, Diff)> = Vec::new();
+            let mut seen: Time = 0;
+            move |(input, frontier), output| {
+                input.for_each(|_cap, data| {
+                    pending.extend(data.drain(..).map(|(((k, v), stamp), t, d)| (t, k, v, stamp, d)));
+                });
+                let Some(current) = cap.as_mut() else { return };
+                let Some(&now) = frontier.frontier().first() else {
+                    // The input closed: the job is stopping, and nothing more is read.
+                    pending.clear();
+                    cap = None;
+                    return;
+                };
+                if now == seen {
+                    return;
+                }
+                // Updates whose time the frontier has passed, in time order.
+                let (mut ready, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|u| u.0 < now);
+                pending = later;
+                ready.sort_by_key(|u| u.0);
+                let changes = watermark_changes(&mut readers, now);
+                match mode {
+                    TimeMode::Exact => run_exact(&mut logic, ready, changes, &mut out),
+                    TimeMode::Compact => {
+                        for (_, k, v, stamp, d) in ready {
+                            logic.update(k, v, stamp, d);
+                        }
+                        if let Some((_, watermarks)) = changes.last() {
+                            logic.watermark(watermarks);
+                        }
+                        logic.flush(now - 1, &mut out);
+                    }
+                }
+                if !out.is_empty() {
+                    output.session(&*current).give_container(&mut out);
+                }
+                current.downgrade(&now);
+                seen = now;
+            }
+        })
+        .as_collection()
+}
+
+/// Feeds `ready` updates and watermark `changes` to `logic` in time order, flushing
+/// after each distinct time.
+fn run_exact<L: KeyedLogic>(
+    logic: &mut L,
+    ready: Vec<(Time, L::Key, L::Value, Time, Diff)>,
+    changes: Vec<(Time, Vec<Time>)>,
+    out: &mut Vec<(L::Out, Time, Diff)>,
+) {
+    let mut ready = ready.into_iter().peekable();
+    let mut changes = changes.into_iter().peekable();
+    loop {
+        let time = match (ready.peek(), changes.peek()) {
+            (None, None) => break,
+            (Some(u), None) => u.0,
+            (None, Some(c)) => c.0,
+            (Some(u), Some(c)) => u.0.min(c.0),
+        };
+        while let Some((_, k, v, stamp, d)) = ready.next_if(|u| u.0 == time) {
+            logic.update(k, v, stamp, d);
+        }
+        if let Some((_, watermarks)) = changes.next_if(|c| c.0 == time) {
+            logic.watermark(&watermarks);
+        }
+        logic.flush(time, out);
+    }
+}
+
+/// The watermark changes of all `readers` up to frontier `now`, merged by time: at
+/// each time where any changes, the current watermark of every reader.
+fn watermark_changes(readers: &mut [ClockReader], now: Time) -> Vec<(Time, Vec<Time>)> {
+    let mut current: Vec<Time> = readers.iter().map(ClockReader::watermark).collect();
+    let mut points: Vec<(Time, usize, Time)> = Vec::new();
+    for (i, reader) in readers.iter_mut().enumerate() {
+        points.extend(reader.advance(Some(now)).into_iter().map(|(t, w)| (t, i, w)));
+    }
+    points.sort_unstable();
+    let mut changes: Vec<(Time, Vec<Time>)> = Vec::new();
+    for (t, i, w) in points {
+        current[i] = w;
+        match changes.last_mut() {
+            Some((last, ws)) if *last == t => ws.clone_from(&current),
+            _ => changes.push((t, current.clone())),
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_come_due_in_order() {
+        let mut timers = Timers::default();
+        timers.schedule(30, "c");
+        timers.schedule(10, "a");
+        timers.schedule(10, "a");
+        timers.schedule(20, "b");
+        assert_eq!(timers.take_due(20), vec!["a", "b"]);
+        assert_eq!(timers.take_due(25), Vec::<&str>::new());
+        assert_eq!(timers.take_due(Time::MAX), vec!["c"]);
+    }
+}

@@ -1,0 +1,109 @@
+//! [`Stream`]: an event-time stream whose records remember when they arrived.
+
+use differential_dataflow::VecCollection;
+
+use super::aggregate::Aggregate;
+use super::clock::Clock;
+use super::keyed::keyed;
+use super::window::{WindowKind, fixed::FixedWindows, session::Sessions};
+use super::{Collection, Data, Diff, Time, TimeMode, Window, Windowing};
+
+/// An event-time stream of records of type `D`.
+///
+/// Each record carries its *stamp*, the watermark of its input when it arrived, which
+/// windowed operators use to judge lateness exactly, whatever the batching. Streams
+/// come from [`Job::input`](super::Job::input) and from stream operators (joins,
+/// dedupe); [`Stream::window_aggregate`] turns one into a [`Collection`] of results.
+pub struct Stream<'s, D: Data> {
+    pub(crate) inner: VecCollection<'s, Time, (D, Time), Diff>,
+    pub(crate) clock: Clock,
+    pub(crate) mode: TimeMode,
+}
+
+impl<D: Data> Clone for Stream<'_, D> {
+    fn clone(&self) -> Self {
+        Stream { inner: self.inner.clone(), clock: self.clock.clone(), mode: self.mode }
+    }
+}
+
+impl<'s, D: Data> Stream<'s, D> {
+    /// Applies `f` to every record.
+    pub fn map<D2: Data>(self, f: impl Fn(D) -> D2 + 'static) -> Stream<'s, D2> {
+        let inner = self.inner.map(move |(d, stamp)| (f(d), stamp));
+        Stream { inner, clock: self.clock, mode: self.mode }
+    }
+
+    /// Keeps the records for which `f` holds.
+    pub fn filter(self, f: impl Fn(&D) -> bool + 'static) -> Stream<'s, D> {
+        let inner = self.inner.filter(move |(d, _)| f(d));
+        Stream { inner, clock: self.clock, mode: self.mode }
+    }
+
+    /// Replaces every record by the records `f` returns for it.
+    pub fn flat_map<I>(self, f: impl Fn(D) -> I + 'static) -> Stream<'s, I::Item>
+    where
+        I: IntoIterator + 'static,
+        I::Item: Data,
+    {
+        let inner = self.inner.flat_map(move |(d, stamp)| f(d).into_iter().map(move |x| (x, stamp)));
+        Stream { inner, clock: self.clock, mode: self.mode }
+    }
+
+    /// Both streams' records; the watermark is the lower of the two.
+    pub fn concat(self, other: Stream<'s, D>) -> Stream<'s, D> {
+        let clock = self.clock.merge(&other.clock);
+        Stream { inner: self.inner.concat(other.inner), clock, mode: self.mode }
+    }
+
+    /// The records as a plain differential collection: the escape hatch to raw
+    /// differential dataflow. Records are never retracted by time: apply
+    /// [`Stream::expire`] instead to bound what downstream operators keep.
+    pub fn collection(self) -> Collection<'s, D> {
+        self.inner.map(|(d, _)| d)
+    }
+
+    /// The records with their stamps (the watermark at arrival).
+    pub fn stamped(self) -> Collection<'s, (D, Time)> {
+        self.inner
+    }
+
+    /// The records as a collection in which each is retracted again at time `until(record)`
+    /// (or at once, if that time has passed when it arrives).
+    pub fn expire(self, until: impl Fn(&D) -> Time + 'static) -> Collection<'s, D> {
+        self.collection().join_function(move |d: D| {
+            let at = until(&d);
+            [(d.clone(), 0, 1), (d, at, -1)]
+        })
+    }
+
+    /// Aggregates the stream per key and window.
+    ///
+    /// Each record is keyed by `key`, placed in windows by its event time `ts`, and
+    /// folds `value` into its windows' aggregate `agg`. The result holds one row
+    /// `(key, window, aggregate)` per non-empty window, emitted, corrected, frozen and
+    /// evicted as `windowing` says (see [`super::window`]).
+    ///
+    /// ```
+    /// # use tidemark::pipeline::prelude::*;
+    /// # fn build<'s>(views: Stream<'s, (String, u64)>, windowing: &Windowing) -> Collection<'s, (String, Window, u64)> {
+    /// // views per page per window
+    /// views.window_aggregate("views", windowing, |(page, _)| page.clone(), |(_, ts)| *ts, |_| (), Count)
+    /// # }
+    /// ```
+    pub fn window_aggregate<K: Data, A: Aggregate>(
+        self,
+        name: &str,
+        windowing: &Windowing,
+        key: impl Fn(&D) -> K + 'static,
+        ts: impl Fn(&D) -> Time + 'static,
+        value: impl Fn(&D) -> A::In + 'static,
+        agg: A,
+    ) -> Collection<'s, (K, Window, A::Out)> {
+        let Stream { inner, clock, mode } = self;
+        let updates = inner.map(move |(d, stamp)| ((key(&d), (ts(&d), value(&d))), stamp));
+        match windowing.kind {
+            WindowKind::Session { .. } => keyed(updates, &[clock], mode, name, Sessions::new(*windowing, agg)),
+            _ => keyed(updates, &[clock], mode, name, FixedWindows::new(*windowing, agg)),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Windows: their kinds, their lateness rule, and when they close, finalise and go.
+//!
+//! A window is data, `(key, start, end)`, never a timestamp. With watermark `W` and
+//! allowed lateness `L`:
+//! - an event is applied to each of its windows with `end + L > W` (sessions: when
+//!   `ts + gap + L > W`); with none, it is *too late*;
+//! - a window is *closed* once `W >= end` (this is when `on_close` first emits it);
+//! - a window is *final* once no applicable event can reach it any more: `W >= end + L`
+//!   for tumbling and sliding windows, `W >= end + gap + L - 1` for a session, which a
+//!   late event may still extend from within. Its inputs are then retired;
+//! - its result is *evicted* (retracted) once `W >= final + retention`.
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) mod fixed;
+pub(crate) mod session;
+
+use super::{MAX_DURATION, ParamError, Time};
+
+/// How events are grouped into windows, as in the API: `{"tumbling": {"size": ms}}`,
+/// `{"sliding": {"size": ms, "slide": ms}}` or `{"session": {"gap": ms}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping windows `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Window length in ms.
+        size: Time,
+    },
+    /// Windows `[k·slide, k·slide + size)`; an event belongs to `size / slide` of them.
+    Sliding {
+        /// Window length in ms.
+        size: Time,
+        /// Distance between window starts in ms (at most `size`).
+        slide: Time,
+    },
+    /// Per key, `[first ts, last ts + gap)`: events closer than `gap` share a session.
+    Session {
+        /// Inactivity that ends a session, in ms.
+        gap: Time,
+    },
+}
+
+/// When a windowed result is emitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Emit {
+    /// Provisional values as soon as the frontier passes each event, then corrections.
+    #[default]
+    Eager,
+    /// The first value once the watermark passes the window's end, then corrections.
+    OnClose,
+    /// One value, once the window can no longer change.
+    Final,
+}
+
+/// A window of event time, `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Window {
+    /// First millisecond in the window.
+    pub start: Time,
+    /// First millisecond after the window.
+    pub end: Time,
+}
+
+/// Everything a windowed operator needs to know about its windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windowing {
+    /// The window kind.
+    pub kind: WindowKind,
+    /// How long after a window's end events may still change it, in ms.
+    pub allowed_lateness: Time,
+    /// How long a final result stays in the output, in ms; `None` keeps it forever.
+    pub retention: Option<Time>,
+    /// When results are emitted.
+    pub emit: Emit,
+}
+
+impl WindowKind {
+    /// Checks sizes: positive, at most [`MAX_DURATION`], and `slide <= size`.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        let positive = |name: &str, v: Time| {
+            if v == 0 || v > MAX_DURATION {
+                Err(ParamError::invalid("window", format!("{name} must be between 1 and {MAX_DURATION} ms, got {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            WindowKind::Tumbling { size } => positive("size", size),
+            WindowKind::Sliding { size, slide } => {
+                positive("size", size)?;
+                positive("slide", slide)?;
+                if slide > size {
+                    return Err(ParamError::invalid("window", format!("slide ({slide}) must not exceed size ({size})")));
+                }
+                Ok(())
+            }
+            WindowKind::Session { gap } => positive("gap", gap),
+        }
+    }
+
+    /// The windows containing `ts`, latest first; for sessions, the event's own
+    /// interval `[ts, ts + gap)` (sessions are data-dependent).
+    pub fn windows(&self, ts: Time) -> impl Iterator<Item = Window> + use<> {
+        let (size, slide, first) = match *self {
+            WindowKind::Tumbling { size } => (size, size, ts - ts % size),
+            WindowKind::Sliding { size, slide } => (size, slide, ts - ts % slide),
+            WindowKind::Session { gap } => (gap, Time::MAX, ts),
+        };
+        std::iter::successors(Some(first), move |s| s.checked_sub(slide))
+            .take_while(move |s| s + size > ts)
+            .map(move |start| Window { start, end: start + size })
+    }
+
+    /// The latest end among the windows of `ts` (for sessions, `ts + gap`).
+    pub fn last_end(&self, ts: Time) -> Time {
+        match *self {
+            WindowKind::Tumbling { size } => ts - ts % size + size,
+            WindowKind::Sliding { size, slide } => ts - ts % slide + size,
+            WindowKind::Session { gap } => ts + gap,
+        }
+    }
+}
+
+impl Windowing {
+    /// Whether an event at `ts` arriving at watermark `stamp` may enter `window`.
+    pub(crate) fn applicable(&self, window: &Window, stamp: Time) -> bool {
+        window.end + self.allowed_lateness > stamp
+    }
+
+    /// The watermark at which `window` becomes final.
+    pub(crate) fn final_at(&self, window: &Window) -> Time {
+        match self.kind {
+            WindowKind::Session { gap } => window.end + gap + self.allowed_lateness - 1,
+            _ => window.end + self.allowed_lateness,
+        }
+    }
+
+    /// The watermark at which the result of `window` is evicted.
+    pub(crate) fn evict_at(&self, window: &Window) -> Option<Time> {
+        self.retention.map(|r| self.final_at(window) + r)
+    }
+
+    /// The watermark at which `window` is first emitted.
+    pub(crate) fn emit_at(&self, window: &Window) -> Time {
+        match self.emit {
+            Emit::Eager => 0,
+            Emit::OnClose => window.end,
+            Emit::Final => self.final_at(window),
+        }
+    }
+
+    /// The lateness rule this windowing imposes on its input.
+    pub fn lateness(&self) -> Lateness {
+        Lateness::Windows { kind: self.kind, allowed: self.allowed_lateness }
+    }
+}
+
+/// When an input's record is too late to change anything, given the watermark `W`
+/// at its arrival. The ingest router uses it to count and dead-letter records;
+/// operators apply their own rules per window, which must be at least as strict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Lateness {
+    /// Records are never too late (unwindowed inputs).
+    #[default]
+    Never,
+    /// Too late when `ts + allowed <= W`.
+    After(Time),
+    /// Too late when every window of the record has `end + allowed <= W`.
+    Windows {
+        /// The windows the input is grouped into.
+        kind: WindowKind,
+        /// Their allowed lateness.
+        allowed: Time,
+    },
+    /// Too late only when too late for each rule (an input used several ways).
+    All(Vec<Lateness>),
+}
+
+impl Lateness {
+    /// Whether a record at `ts` arriving at watermark `w` is too late.
+    pub fn too_late(&self, ts: Time, w: Time) -> bool {
+        match self {
+            Lateness::Never => false,
+            Lateness::After(allowed) => ts + allowed <= w,
+            Lateness::Windows { kind, allowed } => kind.last_end(ts) + allowed <= w,
+            Lateness::All(rules) => rules.iter().all(|r| r.too_late(ts, w)),
+        }
+    }
+
+    /// A rule that holds a record back only when both would.
+    pub fn or(self, other: Lateness) -> Lateness {
+        match (self, other) {
+            (Lateness::All(mut a), Lateness::All(b)) => {
+                a.extend(b);
+                Lateness::All(a)
+            }
+            (Lateness::All(mut a), b) | (b, Lateness::All(mut a)) => {
+                a.push(b);
+                Lateness::All(a)
+            }
+            (a, b) => Lateness::All(vec![a, b]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn starts(kind: WindowKind, ts: Time) -> Vec<(Time, Time)> {
+        kind.windows(ts).map(|w| (w.start, w.end)).collect()
+    }
+
+    #[test]
+    fn window_assignment() {
+        assert_eq!(starts(WindowKind::Tumbling { size: 10 }, 25), vec![(20, 30)]);
+        assert_eq!(starts(WindowKind::Sliding { size: 10, slide: 5 }, 25), vec![(25, 35), (20, 30)]);
+        assert_eq!(starts(WindowKind::Sliding { size: 10, slide: 5 }, 3), vec![(0, 10)]);
+        assert_eq!(starts(WindowKind::Sliding { size: 10, slide: 3 }, 10), vec![(9, 19), (6, 16), (3, 13)]);
+        assert_eq!(starts(WindowKind::Session { gap: 7 }, 4), vec![(4, 11)]);
+        assert_eq!(WindowKind::Sliding { size: 10, slide: 3 }.last_end(10), 19);
+    }
+
+    #[test]
+    fn lateness_rules() {
+        let tumbling = Lateness::Windows { kind: WindowKind::Tumbling { size: 10 }, allowed: 5 };
+        assert!(!tumbling.too_late(25, 34)); // window [20,30) + 5 > 34
+        assert!(tumbling.too_late(25, 35));
+        let session = Lateness::Windows { kind: WindowKind::Session { gap: 10 }, allowed: 0 };
+        assert!(session.too_late(5, 15) && !session.too_late(5, 14));
+        let both = tumbling.or(Lateness::After(100));
+        assert!(!both.too_late(25, 124) && both.too_late(25, 125));
+    }
+
+    #[test]
+    fn window_kind_json_matches_the_api() {
+        let k: WindowKind = serde_json::from_str(r#"{"sliding": {"size": 10, "slide": 5}}"#).unwrap();
+        assert_eq!(k, WindowKind::Sliding { size: 10, slide: 5 });
+        assert!(serde_json::from_str::<WindowKind>(r#"{"tumbling": {"size": 10, "x": 1}}"#).is_err());
+        assert!(WindowKind::Sliding { size: 5, slide: 10 }.validate().is_err());
+        assert!(WindowKind::Tumbling { size: 0 }.validate().is_err());
+    }
+}

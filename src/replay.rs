@@ -1,0 +1,192 @@
+//! `tidemark run`: replay NDJSON files through a dataflow and print its outputs.
+//!
+//! The files are read in chunks, taking turns between inputs, and fed through the
+//! same routers and runtime as a served job. Then every input's watermark moves to
+//! one past the largest event time seen, and the outputs are printed as of that
+//! frontier (or, with `--changes`, every change on the way). Lateness is judged per
+//! record, so chunking does not change the results.
+//!
+//! Without `--changes` the job runs in [`TimeMode::Compact`]: only the final content
+//! is read, so provisional versions within a chunk are never produced.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::ingest::format::{Chunk, NdjsonChunks};
+use crate::job::{JobOptions, RunningJob};
+use crate::pipeline::{Diff, Registry, Time, TimeMode};
+use crate::runtime::{RowText, Runtime};
+
+/// Records read per input before the next input's turn.
+const CHUNK_LINES: usize = 4096;
+/// How long the final outputs may take to complete.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What to replay.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    /// The dataflow's name.
+    pub dataflow: String,
+    /// `(input name, NDJSON file)` pairs.
+    pub inputs: Vec<(String, PathBuf)>,
+    /// `(name, value)` pairs; a value is JSON if it parses as JSON, else a string.
+    pub params: Vec<(String, String)>,
+    /// Outputs to print (all if empty).
+    pub outputs: Vec<String>,
+    /// Print every change instead of the final content.
+    pub changes: bool,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+/// Why a replay did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The invocation is wrong (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The replay failed (exit code 1).
+    #[error("{0}")]
+    Failure(String),
+}
+
+/// Parses a `--param` value: JSON when it is valid JSON, else a string.
+pub fn param_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// Runs `replay`, writing NDJSON to `out`.
+pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Result<(), ReplayError> {
+    let usage = ReplayError::Usage;
+    let dataflow = registry.get(&replay.dataflow).ok_or_else(|| {
+        let known: Vec<&str> = registry.iter().map(|d| d.name()).collect();
+        usage(format!("unknown dataflow `{}` (known: {})", replay.dataflow, known.join(", ")))
+    })?;
+    let mut params: Map<String, Value> = replay.params.iter().map(|(k, v)| (k.clone(), param_value(v))).collect();
+    if dataflow.default_params().contains_key("retention") && !params.contains_key("retention") {
+        // A replay keeps every window it produced.
+        params.insert("retention".into(), Value::Null);
+    }
+    let params = dataflow.decode_params(&params).map_err(|e| usage(e.to_string()))?;
+
+    let description = dataflow.description();
+    let mut files: Vec<(usize, NdjsonChunks<BufReader<File>>)> = Vec::new();
+    for (name, path) in &replay.inputs {
+        let index = description.inputs.iter().position(|i| &i.name == name).ok_or_else(|| {
+            let known: Vec<&str> = description.inputs.iter().map(|i| i.name.as_str()).collect();
+            usage(format!("`{}` has no input `{name}` (inputs: {})", dataflow.name(), known.join(", ")))
+        })?;
+        if files.iter().any(|(i, _)| *i == index) {
+            return Err(usage(format!("input `{name}` is given twice")));
+        }
+        let file = File::open(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        files.push((index, NdjsonChunks::new(BufReader::with_capacity(1 << 20, file))));
+    }
+    let names = dataflow.output_names();
+    let selected: Vec<usize> = if replay.outputs.is_empty() {
+        (0..names.len()).collect()
+    } else {
+        let mut selected = Vec::new();
+        for name in &replay.outputs {
+            let i = names.iter().position(|n| n == name).ok_or_else(|| {
+                usage(format!("`{}` has no output `{name}` (outputs: {})", dataflow.name(), names.join(", ")))
+            })?;
+            selected.push(i);
+        }
+        selected
+    };
+
+    let failure = |e: &dyn std::fmt::Display| ReplayError::Failure(e.to_string());
+    let runtime = Arc::new(Runtime::start(replay.workers).map_err(|e| failure(&e))?);
+    let options = JobOptions {
+        mode: if replay.changes { TimeMode::Exact } else { TimeMode::Compact },
+        log_changes: replay.changes,
+        dead_letter_retention: None,
+    };
+    let job = RunningJob::start(runtime.clone(), 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
+
+    // Feed the files, a chunk of each in turn.
+    let mut chunk = Chunk::default();
+    while !files.is_empty() {
+        let mut finished = Vec::new();
+        for (n, (input, reader)) in files.iter_mut().enumerate() {
+            reader.next_into(&mut chunk, CHUNK_LINES).map_err(|e| failure(&format!("cannot read input: {e}")))?;
+            if chunk.is_empty() {
+                finished.push(n);
+                continue;
+            }
+            job.ingest(*input, chunk.records()).map_err(|e| failure(&e))?;
+        }
+        for n in finished.into_iter().rev() {
+            files.remove(n);
+        }
+    }
+    let last = (0..description.inputs.len()).filter_map(|i| job.max_ts(i)).max();
+    job.advance_all(last.map_or(0, |t| t + 1)).map_err(|e| failure(&e))?;
+    if !job.wait_complete(COMPLETION_TIMEOUT) {
+        return Err(ReplayError::Failure("the dataflow did not complete (a worker failed)".into()));
+    }
+
+    let write_err = |e: std::io::Error| ReplayError::Failure(format!("cannot write output: {e}"));
+    if replay.changes {
+        let mut changes: Vec<(Time, usize, Diff, RowText)> = Vec::new();
+        for &i in &selected {
+            let rows = &job.outputs()[i].rows;
+            changes.extend(rows.take_changes().into_iter().map(|(t, row, d)| (t, i, d, row)));
+        }
+        changes.sort_by(|a, b| (a.0, a.1, a.2.signum(), &a.3).cmp(&(b.0, b.1, b.2.signum(), &b.3)));
+        for (time, i, diff, row) in changes {
+            let name = Value::from(names[i].as_str());
+            writeln!(out, r#"{{"output":{name},"time":{time},"row":{row},"diff":{diff}}}"#).map_err(write_err)?;
+        }
+    } else {
+        for &i in &selected {
+            let port = &job.outputs()[i];
+            let (_, rows) = port.rows.snapshot();
+            let name = Value::from(names[i].as_str());
+            for (row, n) in sort_rows(rows, &port.key) {
+                for _ in 0..n.max(0) {
+                    writeln!(out, r#"{{"output":{name},"row":{row}}}"#).map_err(write_err)?;
+                }
+            }
+        }
+    }
+    out.flush().map_err(write_err)?;
+    drop(job);
+    match Arc::try_unwrap(runtime) {
+        Ok(runtime) => runtime.shutdown().map_err(|e| failure(&e)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Rows ordered by their key fields (numbers numerically), then by their text.
+fn sort_rows(rows: Vec<(RowText, Diff)>, key: &[String]) -> Vec<(RowText, Diff)> {
+    let mut keyed: Vec<(Vec<Value>, RowText, Diff)> = rows
+        .into_iter()
+        .map(|(row, n)| {
+            let value: Value = serde_json::from_str(&row).unwrap_or(Value::Null);
+            (key.iter().map(|k| value.get(k).cloned().unwrap_or(Value::Null)).collect(), row, n)
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        let by_key = a.0.iter().zip(&b.0).map(|(x, y)| compare_json(x, y)).find(|o| o.is_ne());
+        by_key.unwrap_or(Ordering::Equal).then_with(|| a.1.cmp(&b.1))
+    });
+    keyed.into_iter().map(|(_, row, n)| (row, n)).collect()
+}
+
+fn compare_json(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}

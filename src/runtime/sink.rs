@@ -1,0 +1,37 @@
+//! The operator that hands an output's changes to its [`OutputSink`].
+
+use std::sync::Arc;
+
+use differential_dataflow::consolidation::consolidate_updates;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+
+use super::output::{OutputSink, RowText};
+use crate::pipeline::{Collection, Diff, Row, Time};
+
+/// Sends `rows`' changes to `target` as this worker's frontier passes their times:
+/// consolidated, serialized to JSON, in time order, followed by the new frontier.
+pub(crate) fn sink<R: Row>(rows: Collection<'_, R>, name: &str, target: Arc<dyn OutputSink>, worker: usize) {
+    let mut pending: Vec<(R, Time, Diff)> = Vec::new();
+    let mut reported = Some(0);
+    rows.inner.sink(Pipeline, &format!("Sink({name})"), move |(input, frontier)| {
+        input.for_each(|_cap, data| pending.append(data));
+        let now = frontier.frontier().first().copied();
+        if now == reported {
+            return;
+        }
+        let (mut ready, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| now.is_none_or(|f| *t < f));
+        pending = later;
+        consolidate_updates(&mut ready);
+        ready.sort_by_key(|(_, t, _)| *t);
+        if !ready.is_empty() {
+            let changes: Vec<(RowText, Time, Diff)> = ready
+                .into_iter()
+                .map(|(row, t, d)| (serde_json::to_string(&row).expect("rows serialize to JSON").into(), t, d))
+                .collect();
+            target.changes(worker, changes);
+        }
+        target.frontier(worker, now);
+        reported = now;
+    });
+}
