@@ -75,6 +75,7 @@ fn main() -> ExitCode {
                 outputs,
                 changes,
                 workers: workers.unwrap_or_else(default_workers),
+                chunk_lines: 0,
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

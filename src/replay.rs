@@ -43,6 +43,9 @@ pub struct Replay {
     pub changes: bool,
     /// Worker threads.
     pub workers: usize,
+    /// Records read per input before the next input's turn (0: a default). Results do
+    /// not depend on it; only the times of `--changes` do.
+    pub chunk_lines: usize,
 }
 
 /// Why a replay did not complete.
@@ -116,7 +119,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     while !files.is_empty() {
         let mut finished = Vec::new();
         for (n, (input, reader)) in files.iter_mut().enumerate() {
-            reader.next_into(&mut chunk, CHUNK_LINES).map_err(|e| failure(&format!("cannot read input: {e}")))?;
+            reader.next_into(&mut chunk, if replay.chunk_lines == 0 { CHUNK_LINES } else { replay.chunk_lines }).map_err(|e| failure(&format!("cannot read input: {e}")))?;
             if chunk.is_empty() {
                 finished.push(n);
                 continue;

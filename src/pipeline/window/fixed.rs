@@ -106,8 +106,8 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
                 if w >= windowing.final_at(&win.window) {
                     win.state = None;
                 }
-                // A final window stays only to be shown until evicted.
-                win.state.is_some() || win.shown.is_some()
+                // A final window stays only to be retracted at eviction, if ever.
+                win.state.is_some() || (win.shown.is_some() && windowing.retention.is_some())
             });
             if open.is_empty() {
                 self.keys.release(id);

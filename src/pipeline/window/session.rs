@@ -215,7 +215,7 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
                 if w >= windowing.final_at(&window) && s.state.take().is_some() {
                     retired.push(window);
                 }
-                s.state.is_some() || s.shown.is_some()
+                s.state.is_some() || (s.shown.is_some() && windowing.retention.is_some())
             });
             // A final session's events can no longer matter.
             for window in retired {

@@ -1,0 +1,117 @@
+//! Running dataflows in-process the way `tidemark run` does, and reading the results.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::Value;
+use tidemark::replay::{Replay, ReplayError, replay};
+
+/// A replay to run: a dataflow, its parameters and its inputs' NDJSON lines.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    pub dataflow: String,
+    pub params: Vec<(String, Value)>,
+    pub inputs: Vec<(String, Vec<String>)>,
+    pub workers: usize,
+    /// Records per chunk (0: the default).
+    pub chunk_lines: usize,
+    pub changes: bool,
+    pub outputs: Vec<String>,
+}
+
+/// What a replay printed, parsed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Printed {
+    /// Output name → rows, in printed order (a row with multiplicity n appears n times).
+    pub rows: BTreeMap<String, Vec<Value>>,
+    /// With `changes`: output name → `(time, row, diff)` in printed order.
+    pub changes: BTreeMap<String, Vec<(u64, Value, i64)>>,
+}
+
+impl Run {
+    pub fn new(dataflow: &str) -> Run {
+        Run { dataflow: dataflow.into(), workers: 1, ..Run::default() }
+    }
+
+    pub fn param(mut self, name: &str, value: Value) -> Run {
+        self.params.push((name.into(), value));
+        self
+    }
+
+    pub fn input(mut self, name: &str, lines: Vec<String>) -> Run {
+        self.inputs.push((name.into(), lines));
+        self
+    }
+
+    pub fn workers(mut self, workers: usize) -> Run {
+        self.workers = workers;
+        self
+    }
+
+    pub fn chunk_lines(mut self, chunk_lines: usize) -> Run {
+        self.chunk_lines = chunk_lines;
+        self
+    }
+
+    pub fn changes(mut self) -> Run {
+        self.changes = true;
+        self
+    }
+
+    /// Runs the replay; panics on failure.
+    pub fn go(&self) -> Printed {
+        self.try_go().unwrap_or_else(|e| panic!("replay of {} failed: {e}", self.dataflow))
+    }
+
+    /// Runs the replay.
+    pub fn try_go(&self) -> Result<Printed, ReplayError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut inputs = Vec::new();
+        for (i, (name, lines)) in self.inputs.iter().enumerate() {
+            let path = dir.path().join(format!("{i}-{name}.ndjson"));
+            let mut file = std::fs::File::create(&path).expect("create input file");
+            for line in lines {
+                writeln!(file, "{line}").expect("write input file");
+            }
+            inputs.push((name.clone(), path));
+        }
+        let spec = Replay {
+            dataflow: self.dataflow.clone(),
+            inputs,
+            // `--param K=V` takes V as JSON when it parses as JSON.
+            params: self.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            outputs: self.outputs.clone(),
+            changes: self.changes,
+            workers: self.workers,
+            chunk_lines: self.chunk_lines,
+        };
+        let mut out = Vec::new();
+        replay(&crate::dataflows::registry(), &spec, &mut out)?;
+        let mut printed = Printed::default();
+        for line in String::from_utf8(out).expect("utf-8 output").lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad output line {line}: {e}"));
+            let output = v["output"].as_str().expect("output name").to_string();
+            if self.changes {
+                let change = (v["time"].as_u64().expect("time"), v["row"].clone(), v["diff"].as_i64().expect("diff"));
+                printed.changes.entry(output).or_default().push(change);
+            } else {
+                printed.rows.entry(output).or_default().push(v["row"].clone());
+            }
+        }
+        Ok(printed)
+    }
+}
+
+impl Printed {
+    /// The rows of `output` (empty if none were printed).
+    pub fn rows(&self, output: &str) -> &[Value] {
+        self.rows.get(output).map_or(&[], Vec::as_slice)
+    }
+
+    /// The rows of `output` as a sorted multiset of their JSON texts.
+    pub fn sorted(&self, output: &str) -> Vec<String> {
+        let mut rows: Vec<String> = self.rows(output).iter().map(Value::to_string).collect();
+        rows.sort();
+        rows
+    }
+}
