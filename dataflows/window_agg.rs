@@ -58,7 +58,13 @@ pub struct WindowAggParams {
 
 impl Default for WindowAggParams {
     fn default() -> Self {
-        WindowAggParams { window: None, max_out_of_orderness: 0, allowed_lateness: 0, retention: Some(3_600_000), emit: Emit::Eager }
+        WindowAggParams {
+            window: None,
+            max_out_of_orderness: 0,
+            allowed_lateness: 0,
+            retention: Some(3_600_000),
+            emit: Emit::Eager,
+        }
     }
 }
 
@@ -103,14 +109,18 @@ impl Pipeline for WindowAgg {
     type Params = WindowAggParams;
 
     fn description(&self) -> Description {
-        Description::new("window_agg", "keyed windowed aggregates (count, sum, min, max, avg) with late-data corrections")
-            .input(InputDesc::of::<Event>("events"))
-            .output(OutputDesc::new("windows", &["key", "start"]))
+        Description::new(
+            "window_agg",
+            "keyed windowed aggregates (count, sum, min, max, avg) with late-data corrections",
+        )
+        .input(InputDesc::of::<Event>("events"))
+        .output(OutputDesc::new("windows", &["key", "start"]))
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &WindowAggParams) -> Result<(), BuildError> {
         let windowing = params.windowing();
-        let options = InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
+        let options =
+            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
         let events = job.input::<Event>("events", options)?;
         let windows = events
             .window_aggregate("windows", &windowing, |e| e.key.clone(), |e| e.ts, |e| e.value, Stats)

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
 use crate::ingest::IngestReport;
+use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
 use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
 use crate::runtime::{Install, JobId, Materialized, OutputSink, Runtime, RuntimeError};
 
@@ -101,7 +101,13 @@ impl RunningJob {
             .map(|(name, key)| OutputPort { name, key, rows: Materialized::new(workers, options.log_changes) })
             .collect();
         let sinks = outputs.iter().map(|o| o.rows.clone() as Arc<dyn OutputSink>).collect();
-        let install = Install { name: name.into(), dataflow: dataflow.clone(), params: params.clone(), mode: options.mode, sinks };
+        let install = Install {
+            name: name.into(),
+            dataflow: dataflow.clone(),
+            params: params.clone(),
+            mode: options.mode,
+            sinks,
+        };
         let input_options = runtime.install(id, install)?;
         let inputs = description
             .inputs
@@ -168,7 +174,11 @@ impl RunningJob {
     }
 
     /// Feeds records (JSON texts, in order) to input `input`.
-    pub fn ingest<'a>(&self, input: usize, records: impl IntoIterator<Item = &'a [u8]>) -> Result<IngestReport, JobError> {
+    pub fn ingest<'a>(
+        &self,
+        input: usize,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<IngestReport, JobError> {
         let port = &self.inputs[input];
         let (report, dead) = {
             let mut router = port.router.lock().expect("router lock");

@@ -36,8 +36,8 @@ pub mod window;
 
 pub use aggregate::{Aggregate, Avg, Count, Max, Min, Stats, StatsOut, Sum};
 pub use dataflow::{
-    BuildError, DEAD_LETTER, Dataflow, DecodedParams, Description, InputDesc, InputOptions, Job, OutputDesc,
-    Pipeline, Registry, TimeMode,
+    BuildError, DEAD_LETTER, Dataflow, DecodedParams, Description, InputDesc, InputOptions, Job, OutputDesc, Pipeline,
+    Registry, TimeMode,
 };
 pub use num::{ExactSum, Num};
 pub use params::{ParamError, Params, check_duration};
@@ -68,10 +68,10 @@ impl<T: differential_dataflow::ExchangeData + std::hash::Hash> Data for T {}
 /// Everything a pipeline module needs: `use tidemark::pipeline::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, ExactSum,
-        InputDesc, InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc,
-        ParamError, Params, Pipeline, Record, Registry, Row, Stats, StatsOut, Stream, Sum, Time,
-        Window, WindowKind, Windowing, check_duration, top_k,
+        Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, ExactSum, InputDesc,
+        InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params, Pipeline,
+        Record, Registry, Row, Stats, StatsOut, Stream, Sum, Time, Window, WindowKind, Windowing, check_duration,
+        top_k,
     };
     pub use serde::{Deserialize, Serialize};
 }

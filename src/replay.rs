@@ -119,7 +119,9 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     while !files.is_empty() {
         let mut finished = Vec::new();
         for (n, (input, reader)) in files.iter_mut().enumerate() {
-            reader.next_into(&mut chunk, if replay.chunk_lines == 0 { CHUNK_LINES } else { replay.chunk_lines }).map_err(|e| failure(&format!("cannot read input: {e}")))?;
+            reader
+                .next_into(&mut chunk, if replay.chunk_lines == 0 { CHUNK_LINES } else { replay.chunk_lines })
+                .map_err(|e| failure(&format!("cannot read input: {e}")))?;
             if chunk.is_empty() {
                 finished.push(n);
                 continue;
@@ -186,9 +188,7 @@ fn sort_rows(rows: Vec<(RowText, Diff)>, key: &[String]) -> Vec<(RowText, Diff)>
 
 fn compare_json(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
-        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         _ => a.to_string().cmp(&b.to_string()),
     }

@@ -108,7 +108,8 @@ impl Runtime {
         .map_err(RuntimeError::Start)?;
         let mut threads: Vec<Option<Thread>> = vec![None; workers];
         for _ in 0..workers {
-            let (index, thread) = thread_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| RuntimeError::WorkerGone)?;
+            let (index, thread) =
+                thread_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| RuntimeError::WorkerGone)?;
             threads[index] = Some(thread);
         }
         let workers = senders
@@ -153,12 +154,24 @@ impl Runtime {
     }
 
     /// Sends a batch to one worker's copy of an input.
-    pub(crate) fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
+    pub(crate) fn push(
+        &self,
+        job: JobId,
+        input: usize,
+        worker: usize,
+        batch: Box<dyn Any + Send>,
+    ) -> Result<(), RuntimeError> {
         self.send(worker, Command::Push { job, input, batch })
     }
 
     /// Advances an input on every worker.
-    pub(crate) fn advance(&self, job: JobId, input: usize, frontier: Time, watermark: Time) -> Result<(), RuntimeError> {
+    pub(crate) fn advance(
+        &self,
+        job: JobId,
+        input: usize,
+        frontier: Time,
+        watermark: Time,
+    ) -> Result<(), RuntimeError> {
         for w in 0..self.workers.len() {
             self.send(w, Command::Advance { job, input, frontier, watermark })?;
         }

@@ -265,11 +265,14 @@ mod tests {
         }
         Stats.merge(&mut a, b);
         assert_eq!(Stats.output(&a), Stats.output(&all));
-        assert_eq!(Avg.output(&(2, {
-            let mut s = ExactSum::default();
-            s.add(1.0, 1);
-            s.add(2.0, 1);
-            s
-        })), n(1.5));
+        assert_eq!(
+            Avg.output(&(2, {
+                let mut s = ExactSum::default();
+                s.add(1.0, 1);
+                s.add(2.0, 1);
+                s
+            })),
+            n(1.5)
+        );
     }
 }

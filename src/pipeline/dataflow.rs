@@ -222,7 +222,12 @@ impl<'s> Job<'s> {
 
     /// Binds the declared input `name`, with its watermark and lateness rule.
     pub fn input<R: Record>(&mut self, name: &str, options: InputOptions) -> Result<Stream<'s, R>, BuildError> {
-        let i = self.description.inputs.iter().position(|d| d.name == name).ok_or_else(|| BuildError::Undeclared(name.into()))?;
+        let i = self
+            .description
+            .inputs
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| BuildError::Undeclared(name.into()))?;
         let declared = &self.description.inputs[i];
         if declared.type_id != TypeId::of::<R>() {
             return Err(BuildError::WrongType { name: name.into(), declared: declared.type_name });
@@ -237,7 +242,12 @@ impl<'s> Job<'s> {
 
     /// Binds the declared output `name` to `rows`.
     pub fn output<R: Row>(&mut self, name: &str, rows: Collection<'s, R>) -> Result<(), BuildError> {
-        let i = self.description.outputs.iter().position(|d| d.name == name).ok_or_else(|| BuildError::Undeclared(name.into()))?;
+        let i = self
+            .description
+            .outputs
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| BuildError::Undeclared(name.into()))?;
         if std::mem::replace(&mut self.outputs[i], true) {
             return Err(BuildError::Rebound(name.into()));
         }
@@ -363,7 +373,8 @@ impl Dataflow {
             .iter()
             .map(|i| {
                 let fields: Vec<&str> = i.fields.iter().map(|(n, _)| *n).collect();
-                let schema: Map<String, Value> = i.fields.iter().map(|(n, t)| (n.to_string(), Value::from(*t))).collect();
+                let schema: Map<String, Value> =
+                    i.fields.iter().map(|(n, t)| (n.to_string(), Value::from(*t))).collect();
                 serde_json::json!({"name": i.name, "fields": fields, "schema": schema})
             })
             .collect();

@@ -22,7 +22,14 @@ impl<'s, D: Data> Stream<'s, D> {
         assert!(size > 0, "dedupe window size must be positive");
         let Stream { inner, clock, mode } = self;
         let updates = inner.map(move |(d, stamp)| ((key(&d), (ts(&d), d)), stamp));
-        let logic = Dedupe { size, lateness: allowed_lateness, keys: KeySlots::default(), timers: Timers::default(), watermark: 0, out: Vec::new() };
+        let logic = Dedupe {
+            size,
+            lateness: allowed_lateness,
+            keys: KeySlots::default(),
+            timers: Timers::default(),
+            watermark: 0,
+            out: Vec::new(),
+        };
         let inner = keyed(updates, std::slice::from_ref(&clock), mode, name, logic);
         Stream { inner, clock, mode }
     }

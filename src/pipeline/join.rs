@@ -52,7 +52,8 @@ impl<'s, D: Data> Stream<'s, D> {
         other_key: impl Fn(&E) -> K + 'static,
         other_ts: impl Fn(&E) -> Time + 'static,
     ) -> Stream<'s, (K, Window, D, E)> {
-        let logic = WindowJoin { windowing: *windowing, keys: KeySlots::default(), timers: Timers::default(), out: Vec::new() };
+        let logic =
+            WindowJoin { windowing: *windowing, keys: KeySlots::default(), timers: Timers::default(), out: Vec::new() };
         join(self, other, name, key, ts, other_key, other_ts, logic)
     }
 
@@ -289,8 +290,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for IntervalJoin<K, D, E> {
 
     fn watermark(&mut self, watermarks: &[Time]) {
         let (wl, wr) = (watermarks[0], watermarks[1]);
-        let due: Vec<u32> =
-            self.left_timers.take_due(wr).into_iter().chain(self.right_timers.take_due(wl)).collect();
+        let due: Vec<u32> = self.left_timers.take_due(wr).into_iter().chain(self.right_timers.take_due(wl)).collect();
         for id in due {
             let (upper, lower, lateness) = (self.upper, self.lower, self.lateness);
             let Some((_, state)) = self.keys.get(id) else { continue };
@@ -420,7 +420,8 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for AsOfJoin<K, D, E> {
             let Some((_, state)) = self.keys.get(id) else { continue };
             // A version whose successor precedes every future stream record and every
             // stream record still held is no longer needed.
-            let horizon = state.stream.keys().next().map_or(Time::MAX, |&t| t + 1).min(settled.saturating_sub(lateness) + 1);
+            let horizon =
+                state.stream.keys().next().map_or(Time::MAX, |&t| t + 1).min(settled.saturating_sub(lateness) + 1);
             let keep = state.table.range(..horizon).rev().find(|(_, r)| r.iter().any(|x| x.2 > 0)).map(|(t, _)| *t);
             if let Some(keep) = keep {
                 state.table.retain(|&ts, records| ts >= keep && !records.is_empty());

@@ -73,8 +73,7 @@ impl fmt::Debug for JsonText {
 impl Serialize for JsonText {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            let raw: &serde_json::value::RawValue =
-                serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+            let raw: &serde_json::value::RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
             raw.serialize(s)
         } else {
             s.serialize_str(&self.0)

@@ -92,7 +92,10 @@ impl WindowKind {
                 positive("size", size)?;
                 positive("slide", slide)?;
                 if slide > size {
-                    return Err(ParamError::invalid("window", format!("slide ({slide}) must not exceed size ({size})")));
+                    return Err(ParamError::invalid(
+                        "window",
+                        format!("slide ({slide}) must not exceed size ({size})"),
+                    ));
                 }
                 Ok(())
             }

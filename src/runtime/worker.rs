@@ -31,7 +31,10 @@ pub(crate) struct TypedInput<D: Data> {
 }
 
 impl<D: Data> TypedInput<D> {
-    pub(crate) fn new(handle: InputHandle<Time, CapacityContainerBuilder<Updates<D>>>, log: Rc<RefCell<ClockLog>>) -> Self {
+    pub(crate) fn new(
+        handle: InputHandle<Time, CapacityContainerBuilder<Updates<D>>>,
+        log: Rc<RefCell<ClockLog>>,
+    ) -> Self {
         TypedInput { handle, log }
     }
 }

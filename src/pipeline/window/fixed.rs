@@ -8,7 +8,7 @@
 //! dropped) until eviction, and nothing after.
 
 use super::super::aggregate::Aggregate;
-use super::super::keyed::{KeyedLogic, KeySlots, Timers};
+use super::super::keyed::{KeySlots, KeyedLogic, Timers};
 use super::super::{Data, Diff, Time, Window, Windowing};
 
 /// The [`KeyedLogic`] of tumbling and sliding windows.

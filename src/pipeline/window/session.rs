@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::super::aggregate::Aggregate;
-use super::super::keyed::{KeyedLogic, KeySlots, Timers};
+use super::super::keyed::{KeySlots, KeyedLogic, Timers};
 use super::super::{Data, Diff, Time, Window, WindowKind, Windowing};
 
 /// The [`KeyedLogic`] of session windows.
