@@ -3,11 +3,18 @@
 //! Every module here is user space: it uses only `tidemark::pipeline::prelude`, and
 //! a pipeline of a user's is added the same way, by a module and a line below.
 
+pub mod orders;
+pub mod trending;
 pub mod window_agg;
+pub mod word_count;
 
 use tidemark::pipeline::Registry;
 
 /// Every compiled-in dataflow.
 pub fn registry() -> Registry {
-    Registry::new().with(window_agg::WindowAgg)
+    Registry::new()
+        .with(window_agg::WindowAgg)
+        .with(trending::Trending)
+        .with(orders::Orders)
+        .with(word_count::WordCount)
 }

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::Value;
+use tidemark::pipeline::Registry;
 use tidemark::replay::{Replay, ReplayError, replay};
 
 /// A replay to run: a dataflow, its parameters and its inputs' NDJSON lines.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Run {
+    /// The registry to find the dataflow in (default: the compiled-in dataflows).
+    pub registry: Option<Registry>,
     pub dataflow: String,
     pub params: Vec<(String, Value)>,
     pub inputs: Vec<(String, Vec<String>)>,
@@ -31,6 +34,12 @@ pub struct Printed {
 impl Run {
     pub fn new(dataflow: &str) -> Run {
         Run { dataflow: dataflow.into(), workers: 1, ..Run::default() }
+    }
+
+    /// Runs a dataflow of `registry` (test pipelines) instead of a compiled-in one.
+    pub fn with_registry(mut self, registry: Registry) -> Run {
+        self.registry = Some(registry);
+        self
     }
 
     pub fn param(mut self, name: &str, value: Value) -> Run {
@@ -86,7 +95,8 @@ impl Run {
             chunk_lines: self.chunk_lines,
         };
         let mut out = Vec::new();
-        replay(&crate::dataflows::registry(), &spec, &mut out)?;
+        let registry = self.registry.clone().unwrap_or_else(crate::dataflows::registry);
+        replay(&registry, &spec, &mut out)?;
         let mut printed = Printed::default();
         for line in String::from_utf8(out).expect("utf-8 output").lines() {
             let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad output line {line}: {e}"));
