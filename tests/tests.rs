@@ -7,3 +7,4 @@
 #[allow(dead_code)]
 mod dataflows;
 mod harness;
+mod operators;
