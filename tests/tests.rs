@@ -6,5 +6,6 @@
 #[path = "../dataflows/registry.rs"]
 #[allow(dead_code)]
 mod dataflows;
+mod golden;
 mod harness;
 mod operators;
