@@ -127,7 +127,8 @@ impl Pipeline for Orders {
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &OrdersParams) -> Result<(), BuildError> {
         let lateness = params.allowed_lateness;
-        let options = InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: Lateness::After(lateness) };
+        let options =
+            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: Lateness::After(lateness) };
         let orders = job.input::<Order>("orders", options.clone())?;
         let payments = job.input::<Payment>("payments", options)?;
         let timeout = params.payment_timeout;
@@ -142,12 +143,29 @@ impl Pipeline for Orders {
             |p| p.order_id.clone(),
             |p| p.ts,
         );
-        let windowing =
-            Windowing { kind: params.window, allowed_lateness: lateness, retention: params.retention, emit: params.emit };
+        let windowing = Windowing {
+            kind: params.window,
+            allowed_lateness: lateness,
+            retention: params.retention,
+            emit: params.emit,
+        };
         let revenue = paid
             .clone()
-            .window_aggregate("revenue", &windowing, |(_, o, _)| o.category.clone(), |(_, _, p)| p.ts, |(_, o, _)| o.amount, Stats)
-            .map(|(category, w, s)| RevenueRow { category, start: w.start, end: w.end, orders: s.count, revenue: s.sum });
+            .window_aggregate(
+                "revenue",
+                &windowing,
+                |(_, o, _)| o.category.clone(),
+                |(_, _, p)| p.ts,
+                |(_, o, _)| o.amount,
+                Stats,
+            )
+            .map(|(category, w, s)| RevenueRow {
+                category,
+                start: w.start,
+                end: w.end,
+                orders: s.count,
+                revenue: s.sum,
+            });
         job.output("revenue", revenue)?;
 
         // Orders leave `unpaid` when paid, or when their payment can no longer come.

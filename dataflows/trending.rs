@@ -122,7 +122,8 @@ impl Pipeline for Trending {
             retention: params.retention,
             emit: params.emit,
         };
-        let options = InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
+        let options =
+            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
         let mut views = job.input::<View>("views", options)?;
         if let Some(per) = params.unique_per {
             views = views.dedupe(

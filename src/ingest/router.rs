@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::Codec;
-use crate::pipeline::{Diff, InputOptions, JsonText, MAX_TS, Time};
+use super::codec::{Codec, Updates};
+use crate::pipeline::{InputOptions, JsonText, MAX_TS, Time};
 
 /// A record a job could not use, as shown in its `dead_letter` output.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ impl DeadLetters {
         &mut self,
         dead: Vec<DeadLetter>,
         inputs_frontier: Time,
-    ) -> (Vec<((DeadLetter, Time), Time, Diff)>, Option<Time>) {
+    ) -> (Updates<DeadLetter>, Option<Time>) {
         let at = self.frontier;
         let mut updates = Vec::with_capacity(dead.len() * 2);
         for d in dead {

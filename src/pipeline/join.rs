@@ -59,7 +59,6 @@ impl<'s, D: Data> Stream<'s, D> {
 
     /// Pairs the records of `self` and `other` with equal keys whose event times satisfy
     /// `lower <= other_ts - ts <= upper`.
-    #[allow(clippy::too_many_arguments)]
     pub fn interval_join<E: Data, K: Data>(
         self,
         other: Stream<'s, E>,
@@ -88,7 +87,6 @@ impl<'s, D: Data> Stream<'s, D> {
     /// the table record with the same key and the latest event time not after it
     /// (ties: the greatest record), or `None`. A late table record corrects the
     /// records it now governs.
-    #[allow(clippy::too_many_arguments)]
     pub fn as_of_join<E: Data, K: Data>(
         self,
         table: Stream<'s, E>,
@@ -111,7 +109,6 @@ impl<'s, D: Data> Stream<'s, D> {
 }
 
 /// Runs a two-input keyed logic and wraps its stamped output as a stream.
-#[allow(clippy::too_many_arguments)]
 fn join<'s, D: Data, E: Data, K: Data, O: Data, L>(
     left: Stream<'s, D>,
     right: Stream<'s, E>,

@@ -132,12 +132,6 @@ impl<K: Data, S: Default> KeySlots<K, S> {
             self.free.push(id);
         }
     }
-
-    /// Number of keys with state.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.index.len()
-    }
 }
 
 impl<K, S> Default for KeySlots<K, S> {
@@ -146,21 +140,28 @@ impl<K, S> Default for KeySlots<K, S> {
     }
 }
 
-/// Runs `logic` over `updates` (`((key, value), stamp)` records), keyed and in time order.
+/// Keyed updates with their stamps: `((key, value), stamp)` records.
+pub(crate) type KeyedUpdates<'s, K, V> = VecCollection<'s, Time, ((K, V), Time), Diff>;
+/// One keyed update as it travels: `(((key, value), stamp), time, diff)`.
+type Update<K, V> = (((K, V), Time), Time, Diff);
+/// Updates waiting for the frontier: `(time, key, value, stamp, diff)`.
+type Pending<K, V> = Vec<(Time, K, V, Time, Diff)>;
+
+/// Runs `logic` over `updates`, keyed and in time order.
 pub(crate) fn keyed<'s, L: KeyedLogic>(
-    updates: VecCollection<'s, Time, ((L::Key, L::Value), Time), Diff>,
+    updates: KeyedUpdates<'s, L::Key, L::Value>,
     clocks: &[Clock],
     mode: TimeMode,
     name: &str,
     mut logic: L,
 ) -> Collection<'s, L::Out> {
     let mut readers: Vec<ClockReader> = clocks.iter().map(Clock::reader).collect();
-    let pact = Exchange::new(|(((k, _), _), _, _): &(((L::Key, L::Value), Time), Time, Diff)| k.hashed());
+    let pact = Exchange::new(|update: &Update<L::Key, L::Value>| update.0.0.0.hashed());
     updates
         .inner
         .unary_frontier(pact, name, move |cap, _info| {
             let mut cap = Some(cap);
-            let mut pending: Vec<(Time, L::Key, L::Value, Time, Diff)> = Vec::new();
+            let mut pending: Pending<L::Key, L::Value> = Vec::new();
             let mut out: Vec<(L::Out, Time, Diff)> = Vec::new();
             let mut seen: Time = 0;
             move |(input, frontier), output| {
@@ -208,7 +209,7 @@ pub(crate) fn keyed<'s, L: KeyedLogic>(
 /// after each distinct time.
 fn run_exact<L: KeyedLogic>(
     logic: &mut L,
-    ready: Vec<(Time, L::Key, L::Value, Time, Diff)>,
+    ready: Pending<L::Key, L::Value>,
     changes: Vec<(Time, Vec<Time>)>,
     out: &mut Vec<(L::Out, Time, Diff)>,
 ) {
