@@ -1,7 +1,7 @@
 //! The runtime: timely workers, and the typed commands that drive them.
 //!
 //! [`Runtime::start`] spawns the timely workers (`Config::process(n)`), each running a
-//! loop ([`worker`]) that executes [`Command`]s from a bounded channel and steps its
+//! loop (`worker`) that executes typed `Command`s from a bounded channel and steps its
 //! dataflows. Only typed, validated commands cross into the workers: install a job,
 //! push a batch of records to one of its inputs, advance an input, stop a job. Outputs
 //! leave through [`OutputSink`]s, which never hand out timely types.

@@ -142,7 +142,12 @@ pub struct InputOptions {
     pub lateness: Lateness,
 }
 
-/// How output changes are timed (see [`super::keyed`]).
+/// How output changes are timed.
+///
+/// In `Exact` mode every output change carries the time of the input that caused it,
+/// as differential operators do. In `Compact` mode a stateful operator consolidates
+/// the changes of one frontier step at its last time: the final content is the same,
+/// intermediate versions are skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TimeMode {
     /// Every change at the time of the input that caused it.
