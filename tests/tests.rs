@@ -11,3 +11,4 @@ mod golden;
 #[allow(dead_code)]
 mod harness;
 mod operators;
+mod window_agg_reference;
