@@ -15,7 +15,7 @@
 //! and corrects itself: a payment shows in `revenue` as soon as its order is known, and
 //! if the order arrives after its payment (the streams are out of order with each
 //! other), the revenue row is corrected when it does. An order is in `unpaid` until its
-//! payment arrives. A record is too late when `ts + allowed_lateness <= W`.
+//! payment arrives. A record is too late when `ts + allowed_lateness < W`.
 //!
 //! ```sh
 //! tidemark run orders --input orders=orders.ndjson --input payments=payments.ndjson

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::ingest::IngestReport;
 use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
 use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
@@ -24,7 +22,9 @@ pub struct JobOptions {
     pub mode: TimeMode,
     /// Keep every output change (for `tidemark run --changes`).
     pub log_changes: bool,
-    /// How long dead letters stay when the dataflow has no `retention` parameter.
+    /// How long (in event time after their arrival) dead letters stay in the
+    /// `dead_letter` output; `None` keeps them all. Independent of the dataflow's own
+    /// `retention`, which is about windows.
     pub dead_letter_retention: Option<Time>,
 }
 
@@ -120,11 +120,6 @@ impl RunningJob {
                 stats: Mutex::new(InputStats::default()),
             })
             .collect();
-        let retention = match params.json.get("retention") {
-            Some(Value::Null) => None,
-            Some(v) => v.as_u64().or(options.dead_letter_retention),
-            None => options.dead_letter_retention,
-        };
         Ok(RunningJob {
             id,
             name: name.into(),
@@ -132,7 +127,7 @@ impl RunningJob {
             params,
             runtime,
             inputs,
-            dead: Mutex::new(DeadLetters::new(retention)),
+            dead: Mutex::new(DeadLetters::new(options.dead_letter_retention)),
             dead_frontier: AtomicU64::new(0),
             outputs,
         })

@@ -18,13 +18,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::job::{JobOptions, RunningJob};
 use crate::pipeline::{Diff, Registry, Time, TimeMode};
 use crate::runtime::{RowText, Runtime};
 
-/// Records read per input before the next input's turn.
-const CHUNK_LINES: usize = 4096;
+/// Records read per input before the next input's turn. Each chunk is one frontier
+/// step; larger steps consolidate more provisional changes away.
+const CHUNK_LINES: usize = 1 << 16;
 /// How long the final outputs may take to complete.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -115,6 +117,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     let job = RunningJob::start(runtime.clone(), 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
 
     // Feed the files, a chunk of each in turn.
+    let started = std::time::Instant::now();
     let mut chunk = Chunk::default();
     while !files.is_empty() {
         let mut finished = Vec::new();
@@ -133,10 +136,12 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
         }
     }
     let last = (0..description.inputs.len()).filter_map(|i| job.max_ts(i)).max();
-    job.advance_all(last.map_or(0, |t| t + 1)).map_err(|e| failure(&e))?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "inputs fed");
+    let frontier = job.advance_all(last.map_or(0, |t| t + 1)).map_err(|e| failure(&e))?;
     if !job.wait_complete(COMPLETION_TIMEOUT) {
         return Err(ReplayError::Failure("the dataflow did not complete (a worker failed)".into()));
     }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, frontier, "outputs complete");
 
     let write_err = |e: std::io::Error| ReplayError::Failure(format!("cannot write output: {e}"));
     if replay.changes {
@@ -155,7 +160,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
             let port = &job.outputs()[i];
             let (_, rows) = port.rows.snapshot();
             let name = Value::from(names[i].as_str());
-            for (row, n) in sort_rows(rows, &port.key) {
+            for (row, n) in sort_rows(rows) {
                 for _ in 0..n.max(0) {
                     writeln!(out, r#"{{"output":{name},"row":{row}}}"#).map_err(write_err)?;
                 }
@@ -163,33 +168,66 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
         }
     }
     out.flush().map_err(write_err)?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "outputs written");
     drop(job);
-    match Arc::try_unwrap(runtime) {
+    let result = match Arc::try_unwrap(runtime) {
         Ok(runtime) => runtime.shutdown().map_err(|e| failure(&e)),
         Err(_) => Ok(()),
+    };
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "runtime stopped");
+    result
+}
+
+/// Rows in natural order of their text: digit runs compare as numbers, so rows sort by
+/// their leading (key) fields, numbers numerically. Deterministic, and needs no parsing.
+fn sort_rows(mut rows: Vec<(RowText, Diff)>) -> Vec<(RowText, Diff)> {
+    rows.sort_by(|a, b| natural_order(a.0.as_bytes(), b.0.as_bytes()));
+    rows
+}
+
+fn natural_order(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let (x, y) = (trim_zeros(&a[si..i]), trim_zeros(&b[sj..j]));
+            let by_value = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+            if by_value.is_ne() {
+                return by_value;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
     }
+    (a.len() - i).cmp(&(b.len() - j)).then_with(|| a.cmp(b))
 }
 
-/// Rows ordered by their key fields (numbers numerically), then by their text.
-fn sort_rows(rows: Vec<(RowText, Diff)>, key: &[String]) -> Vec<(RowText, Diff)> {
-    let mut keyed: Vec<(Vec<Value>, RowText, Diff)> = rows
-        .into_iter()
-        .map(|(row, n)| {
-            let value: Value = serde_json::from_str(&row).unwrap_or(Value::Null);
-            (key.iter().map(|k| value.get(k).cloned().unwrap_or(Value::Null)).collect(), row, n)
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        let by_key = a.0.iter().zip(&b.0).map(|(x, y)| compare_json(x, y)).find(|o| o.is_ne());
-        by_key.unwrap_or(Ordering::Equal).then_with(|| a.1.cmp(&b.1))
-    });
-    keyed.into_iter().map(|(_, row, n)| (row, n)).collect()
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let first = digits.iter().position(|d| *d != b'0').unwrap_or(digits.len());
+    &digits[first..]
 }
 
-fn compare_json(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => a.to_string().cmp(&b.to_string()),
+#[cfg(test)]
+mod tests {
+    use super::natural_order;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn natural_order_compares_numbers_by_value() {
+        assert_eq!(natural_order(br#"{"k":"a","start":2000}"#, br#"{"k":"a","start":10000}"#), Less);
+        assert_eq!(natural_order(b"k9", b"k10"), Less);
+        assert_eq!(natural_order(b"b1", b"a2"), Greater);
+        assert_eq!(natural_order(b"x007", b"x7"), Less);
+        assert_eq!(natural_order(b"x7", b"x7"), Equal);
     }
 }

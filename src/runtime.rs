@@ -185,9 +185,17 @@ impl Runtime {
         }
     }
 
+    /// Closes the command channels and wakes the workers to notice.
+    fn close_channels(&mut self) {
+        for worker in self.workers.drain(..) {
+            drop(worker.commands);
+            worker.thread.unpark();
+        }
+    }
+
     /// Stops every job and joins the workers.
     pub fn shutdown(mut self) -> Result<(), RuntimeError> {
-        self.workers.clear();
+        self.close_channels();
         let guards = self.guards.lock().expect("guards lock").take();
         if let Some(guards) = guards
             && guards.join().iter().any(Result::is_err)
@@ -201,7 +209,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Close the channels first, so that joining the workers cannot wait forever.
-        self.workers.clear();
+        self.close_channels();
         if let Some(guards) = self.guards.lock().ok().and_then(|mut g| g.take()) {
             let _ = guards.join();
         }

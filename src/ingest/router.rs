@@ -200,9 +200,15 @@ impl InputRouter {
 }
 
 /// The `ts` field of a record that failed to parse, if it is a valid event time.
+/// Only that field is read, so that a bad value elsewhere (say `1e400`, which JSON
+/// allows but `f64` cannot hold) does not hide it.
 fn event_time(text: &[u8]) -> Option<Time> {
-    let value: serde_json::Value = serde_json::from_slice(text).ok()?;
-    value.get("ts")?.as_u64().filter(|ts| *ts <= MAX_TS)
+    #[derive(serde::Deserialize)]
+    struct TsOnly {
+        ts: Option<serde_json::Value>,
+    }
+    let record: TsOnly = serde_json::from_slice(text).ok()?;
+    record.ts?.as_u64().filter(|ts| *ts <= MAX_TS)
 }
 
 /// Places dead letters in the job's `dead_letter` input.
@@ -262,6 +268,14 @@ mod tests {
         c.observe(200);
         assert_eq!(c.flush(0), Some((195, 195)));
         assert_eq!(c.flush(300), Some((300, 195)));
+    }
+
+    #[test]
+    fn dead_letters_keep_the_event_time_of_bad_records() {
+        assert_eq!(event_time(br#"{"key":"a","ts":3,"value":1e400}"#), Some(3));
+        assert_eq!(event_time(br#"{"ts":-3}"#), None);
+        assert_eq!(event_time(br#"{"ts":1e400}"#), None);
+        assert_eq!(event_time(br#"[1, 2]"#), None);
     }
 
     #[test]

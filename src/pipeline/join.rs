@@ -8,7 +8,7 @@
 //!
 //! Lateness: a record takes part in a windowed join if its window is still open to it
 //! (`end + allowed_lateness > stamp`), and in interval and as-of joins if
-//! `ts + allowed_lateness > stamp`.
+//! `ts + allowed_lateness >= stamp` (as [`Lateness::After`](super::Lateness::After)).
 
 use std::collections::BTreeMap;
 
@@ -236,14 +236,14 @@ fn shift(ts: Time, by: i64) -> Option<Time> {
 }
 
 impl<K: Data, D: Data, E: Data> IntervalJoin<K, D, E> {
-    /// When the right watermark retires a left record at `ts`: no right record
-    /// after `ts + upper` can still arrive.
+    /// When the right watermark retires a left record at `ts`: once every right record
+    /// still to come is later than `ts + upper` (they have `ts_r + lateness >= W`).
     fn left_done(&self, ts: Time) -> Time {
-        shift(ts, self.upper).unwrap_or(0) + self.lateness
+        shift(ts, self.upper).unwrap_or(0) + self.lateness + 1
     }
     /// When the left watermark retires a right record at `ts`.
     fn right_done(&self, ts: Time) -> Time {
-        shift(ts, -self.lower).unwrap_or(0) + self.lateness
+        shift(ts, -self.lower).unwrap_or(0) + self.lateness + 1
     }
 }
 
@@ -256,7 +256,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for IntervalJoin<K, D, E> {
         let ts = match &value {
             Side::Left(ts, _) | Side::Right(ts, _) => *ts,
         };
-        if ts + self.lateness <= stamp {
+        if ts + self.lateness < stamp {
             return;
         }
         let (left_done, right_done) = (self.left_done(ts), self.right_done(ts));
@@ -291,8 +291,8 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for IntervalJoin<K, D, E> {
         for id in due {
             let (upper, lower, lateness) = (self.upper, self.lower, self.lateness);
             let Some((_, state)) = self.keys.get(id) else { continue };
-            state.left.retain(|&ts, v| !v.is_empty() && shift(ts, upper).unwrap_or(0) + lateness > wr);
-            state.right.retain(|&ts, v| !v.is_empty() && shift(ts, -lower).unwrap_or(0) + lateness > wl);
+            state.left.retain(|&ts, v| !v.is_empty() && shift(ts, upper).unwrap_or(0) + lateness >= wr);
+            state.right.retain(|&ts, v| !v.is_empty() && shift(ts, -lower).unwrap_or(0) + lateness >= wl);
             if state.left.is_empty() && state.right.is_empty() {
                 self.keys.release(id);
             }
@@ -353,7 +353,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for AsOfJoin<K, D, E> {
         let ts = match &value {
             Side::Left(ts, _) | Side::Right(ts, _) => *ts,
         };
-        if ts + self.lateness <= stamp {
+        if ts + self.lateness < stamp {
             return;
         }
         let id = self.keys.slot(key);
@@ -373,7 +373,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for AsOfJoin<K, D, E> {
                 if h.count == 0 {
                     held.swap_remove(i);
                 }
-                self.stream_timers.schedule(ts + self.lateness, id);
+                self.stream_timers.schedule(ts + self.lateness + 1, id);
             }
             Side::Right(_, e) => {
                 adjust(state.table.entry(ts).or_default(), e, stamp, diff);
@@ -407,7 +407,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for AsOfJoin<K, D, E> {
         for id in self.stream_timers.take_due(wt) {
             let Some((_, state)) = self.keys.get(id) else { continue };
             // No table record at or before these stream records can still arrive.
-            state.stream.retain(|&ts, held| !held.is_empty() && ts + lateness > wt);
+            state.stream.retain(|&ts, held| !held.is_empty() && ts + lateness >= wt);
             if state.stream.is_empty() && state.table.is_empty() {
                 self.keys.release(id);
             }

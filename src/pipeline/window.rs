@@ -168,7 +168,8 @@ pub enum Lateness {
     /// Records are never too late (unwindowed inputs).
     #[default]
     Never,
-    /// Too late when `ts + allowed <= W`.
+    /// Too late when `ts + allowed < W`: a record at event time `ts` is like a window
+    /// `[ts, ts + 1)`, open while `W < ts + 1 + allowed`.
     After(Time),
     /// Too late when every window of the record has `end + allowed <= W`.
     Windows {
@@ -186,7 +187,7 @@ impl Lateness {
     pub fn too_late(&self, ts: Time, w: Time) -> bool {
         match self {
             Lateness::Never => false,
-            Lateness::After(allowed) => ts + allowed <= w,
+            Lateness::After(allowed) => ts + allowed < w,
             Lateness::Windows { kind, allowed } => kind.last_end(ts) + allowed <= w,
             Lateness::All(rules) => rules.iter().all(|r| r.too_late(ts, w)),
         }
@@ -234,7 +235,7 @@ mod tests {
         let session = Lateness::Windows { kind: WindowKind::Session { gap: 10 }, allowed: 0 };
         assert!(session.too_late(5, 15) && !session.too_late(5, 14));
         let both = tumbling.or(Lateness::After(100));
-        assert!(!both.too_late(25, 124) && both.too_late(25, 125));
+        assert!(!both.too_late(25, 125) && both.too_late(25, 126));
     }
 
     #[test]

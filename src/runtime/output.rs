@@ -5,9 +5,10 @@
 //! workers' frontiers; a change becomes part of the output once that frontier passes
 //! its time, so every reader sees the output exactly as of a frontier.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::pipeline::{Diff, Time};
 
@@ -49,7 +50,7 @@ impl Materialized {
                 workers: vec![Some(0); workers],
                 frontier: Some(0),
                 pending: Vec::new(),
-                rows: HashMap::new(),
+                rows: HashMap::default(),
                 log: log_changes.then(Vec::new),
             }),
             moved: Condvar::new(),
