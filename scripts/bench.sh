@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# window_agg benchmark: `tidemark run window_agg` against a hand-written
+# single-thread Rust program doing the same work (benches/yardstick/window_agg.rs),
+# both measured in the same run. See BENCHMARKS.md for what is measured and why.
+#
+#   scripts/bench.sh           # 1M and 5M events, 3 repetitions each, medians
+#   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
+#
+# Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
+# (gitignored); the measurements also go to bench-data/results-window_agg.txt
+# (results-window_agg-quick.txt with --quick).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+quick=0
+case "${1:-}" in
+    "") ;;
+    --quick) quick=1 ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+esac
+
+if ((quick)); then
+    sizes=(200k); reps=1; results=bench-data/results-window_agg-quick.txt
+else
+    sizes=(1m 5m); reps=3; results=bench-data/results-window_agg.txt
+fi
+declare -A events_of=([200k]=200000 [1m]=1000000 [5m]=5000000)
+
+[[ -x /usr/bin/time ]] || { echo "bench.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
+
+cargo build --release --bin tidemark --examples
+# Run copies, so that a concurrent `cargo build` cannot swap a binary mid-run.
+mkdir -p bench-data/bin
+cp target/release/tidemark target/release/examples/yardstick_window_agg target/release/examples/gen_events bench-data/bin/
+tidemark=bench-data/bin/tidemark
+yardstick=bench-data/bin/yardstick_window_agg
+
+for size in "${sizes[@]}"; do
+    data=bench-data/events-$size.ndjson
+    if [[ ! -s $data ]]; then
+        echo "generating $data"
+        bench-data/bin/gen_events --events "${events_of[$size]}" --keys 1000 --seed 42 "$data.tmp"
+        mv "$data.tmp" "$data"
+    fi
+done
+
+: >"$results"
+say() { printf '%s\n' "$*" | tee -a "$results"; }
+
+# The programs measured. The commands are spelled out in BENCHMARKS.md too.
+programs=(yardstick tidemark-w1 tidemark-w2 tidemark-w1-retention0)
+set_command() { # program data-file: sets the array `cmd`
+    local common=(run window_agg --input "events=$2" --param 'window={"tumbling":{"size":10000}}'
+        --param max_out_of_orderness=5000 --output windows)
+    case $1 in
+        yardstick) cmd=("$yardstick" "$2" --size 10000 --max-out-of-orderness 5000 --allowed-lateness 0) ;;
+        tidemark-w1) cmd=("$tidemark" "${common[@]}" --workers 1) ;;
+        tidemark-w2) cmd=("$tidemark" "${common[@]}" --workers 2) ;;
+        tidemark-w1-retention0) cmd=("$tidemark" "${common[@]}" --param retention=0 --workers 1) ;;
+    esac
+}
+
+# Runs one program once; appends "wall user sys maxrss_kb" to bench-data/time-<size>-<program>.txt.
+measure() { # program size
+    local program=$1 size=$2 base=bench-data/run-$2-$1
+    local -a cmd
+    set_command "$program" "bench-data/events-$size.ndjson"
+    if ! /usr/bin/time -f '%e %U %S %M' -o "$base.time" "${cmd[@]}" >"$base.out" 2>"$base.err"; then
+        echo "bench.sh: FAILED: ${cmd[*]}" >&2
+        cat "$base.time" "$base.err" >&2
+        exit 1
+    fi
+    tail -n 1 "$base.time" >>"bench-data/time-$size-$program.txt"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+say "window_agg benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM"
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src dataflows Cargo.toml Cargo.lock 2>/dev/null || rev="$rev + uncommitted changes to src/, dataflows/ or Cargo.*"
+say "tidemark: $rev, $(rustc --version)"
+say "workload: 1000 keys, 10 s tumbling windows, max_out_of_orderness 5000 ms, 1% of events out of order by 1..5000 ms"
+say "repetitions: $reps per program and size, interleaved; figures are medians"
+say ""
+
+for size in "${sizes[@]}"; do
+    for program in "${programs[@]}"; do rm -f "bench-data/time-$size-$program.txt"; done
+    for ((rep = 1; rep <= reps; rep++)); do
+        for program in "${programs[@]}"; do
+            echo "  [$size] repetition $rep/$reps: $program" >&2
+            measure "$program" "$size"
+        done
+    done
+    # Outputs are deterministic; check those of the last repetition.
+    for program in tidemark-w1 tidemark-w2; do
+        if ! python3 scripts/compare_rows.py "bench-data/run-$size-yardstick.out" "bench-data/run-$size-$program.out" >"bench-data/compare-$size-$program.txt" 2>&1; then
+            cat "bench-data/compare-$size-$program.txt" >&2
+            echo "bench.sh: OUTPUT MISMATCH: $program differs from the yardstick on events-$size" >&2
+            exit 1
+        fi
+        say "[$size events] $program vs yardstick: $(cat "bench-data/compare-$size-$program.txt")"
+    done
+    say "[$size events] yardstick counts: $(tail -n 1 "bench-data/run-$size-yardstick.err")"
+done
+say "(tidemark-w1-retention0 evicts every final window, so its output is not comparable and not checked)"
+say ""
+
+say "| program | events | wall s | CPU s (user+sys) | events per CPU-s | CPU ratio to yardstick | peak RSS MiB |"
+say "|---|---:|---:|---:|---:|---:|---:|"
+declare -A rss_of
+for size in "${sizes[@]}"; do
+    events=${events_of[$size]}
+    base_cpu=$(awk '{ print $2 + $3 }' "bench-data/time-$size-yardstick.txt" | median)
+    for program in "${programs[@]}"; do
+        t=bench-data/time-$size-$program.txt
+        wall=$(awk '{ print $1 }' "$t" | median)
+        cpu=$(awk '{ print $2 + $3 }' "$t" | median)
+        rss=$(awk '{ print $4 }' "$t" | median)
+        rss_of[$size,$program]=$rss
+        say "$(awk -v p="$program" -v e="$events" -v w="$wall" -v c="$cpu" -v b="$base_cpu" -v r="$rss" 'BEGIN {
+            printf "| %s | %d | %.2f | %.2f | %.0f | %.2f | %.1f |", p, e, w, c, (c > 0 ? e / c : 0), (b > 0 ? c / b : 0), r / 1024 }')"
+    done
+done
+
+if ((!quick)); then
+    say ""
+    say "peak RSS growth from 1M to 5M events (5x the windows):"
+    for program in "${programs[@]}"; do
+        say "$(awk -v p="$program" -v a="${rss_of[1m,$program]}" -v b="${rss_of[5m,$program]}" 'BEGIN {
+            printf "  %-24s %7.1f MiB -> %7.1f MiB  (x%.2f)", p, a / 1024, b / 1024, b / a }')"
+    done
+fi
+echo "results written to $results" >&2
