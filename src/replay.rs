@@ -9,7 +9,6 @@
 //! Without `--changes` the job runs in [`TimeMode::Compact`]: only the final content
 //! is read, so provisional versions within a chunk are never produced.
 
-use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -24,9 +23,11 @@ use crate::job::{JobOptions, RunningJob};
 use crate::pipeline::{Diff, Registry, Time, TimeMode};
 use crate::runtime::{RowText, Runtime};
 
-/// Records read per input before the next input's turn. Each chunk is one frontier
-/// step; larger steps consolidate more provisional changes away.
-const CHUNK_LINES: usize = 1 << 16;
+/// Records per batch sent to the workers: small enough to stay in cache.
+const BATCH_LINES: usize = 4096;
+/// Batches per input before its frontier advances and the next input takes its turn:
+/// larger steps consolidate more provisional changes away.
+const BATCHES_PER_STEP: usize = 16;
 /// How long the final outputs may take to complete.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -45,8 +46,8 @@ pub struct Replay {
     pub changes: bool,
     /// Worker threads.
     pub workers: usize,
-    /// Records read per input before the next input's turn (0: a default). Results do
-    /// not depend on it; only the times of `--changes` do.
+    /// Records read per input before its frontier advances and the next input takes its
+    /// turn (0: a default). Results do not depend on it; only the times of `--changes` do.
     pub chunk_lines: usize,
 }
 
@@ -116,20 +117,25 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     };
     let job = RunningJob::start(runtime.clone(), 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
 
-    // Feed the files, a chunk of each in turn.
+    // Feed the files, a step of each in turn.
     let started = std::time::Instant::now();
+    let (batch_lines, batches) = match replay.chunk_lines {
+        0 => (BATCH_LINES, BATCHES_PER_STEP),
+        n => (n.min(BATCH_LINES), n.div_ceil(BATCH_LINES)),
+    };
     let mut chunk = Chunk::default();
     while !files.is_empty() {
         let mut finished = Vec::new();
         for (n, (input, reader)) in files.iter_mut().enumerate() {
-            reader
-                .next_into(&mut chunk, if replay.chunk_lines == 0 { CHUNK_LINES } else { replay.chunk_lines })
-                .map_err(|e| failure(&format!("cannot read input: {e}")))?;
-            if chunk.is_empty() {
-                finished.push(n);
-                continue;
+            for b in 0..batches {
+                reader.next_into(&mut chunk, batch_lines).map_err(|e| failure(&format!("cannot read input: {e}")))?;
+                let last = chunk.is_empty() || b + 1 == batches;
+                job.ingest_with(*input, chunk.records(), last).map_err(|e| failure(&e))?;
+                if chunk.is_empty() {
+                    finished.push(n);
+                    break;
+                }
             }
-            job.ingest(*input, chunk.records()).map_err(|e| failure(&e))?;
         }
         for n in finished.into_iter().rev() {
             files.remove(n);
@@ -181,53 +187,44 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
 /// Rows in natural order of their text: digit runs compare as numbers, so rows sort by
 /// their leading (key) fields, numbers numerically. Deterministic, and needs no parsing.
 fn sort_rows(mut rows: Vec<(RowText, Diff)>) -> Vec<(RowText, Diff)> {
-    rows.sort_by(|a, b| natural_order(a.0.as_bytes(), b.0.as_bytes()));
+    rows.sort_by_cached_key(|(row, _)| natural_key(row.as_bytes()));
     rows
 }
 
-fn natural_order(a: &[u8], b: &[u8]) -> Ordering {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
-            let (si, sj) = (i, j);
-            while i < a.len() && a[i].is_ascii_digit() {
+/// A byte string whose plain order is the natural order of `text`: each run of digits
+/// becomes `'0'`, its length without leading zeros, then those digits.
+fn natural_key(text: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(text.len() + 8);
+    let mut i = 0;
+    while i < text.len() {
+        if text[i].is_ascii_digit() {
+            let start = i;
+            while i < text.len() && text[i].is_ascii_digit() {
                 i += 1;
             }
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            let (x, y) = (trim_zeros(&a[si..i]), trim_zeros(&b[sj..j]));
-            let by_value = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
-            if by_value.is_ne() {
-                return by_value;
-            }
+            let digits = &text[start..i];
+            let digits = &digits[digits.iter().position(|d| *d != b'0').unwrap_or(digits.len())..];
+            key.push(b'0');
+            key.push(digits.len().min(255) as u8);
+            key.extend_from_slice(digits);
         } else {
-            if a[i] != b[j] {
-                return a[i].cmp(&b[j]);
-            }
+            key.push(text[i]);
             i += 1;
-            j += 1;
         }
     }
-    (a.len() - i).cmp(&(b.len() - j)).then_with(|| a.cmp(b))
-}
-
-fn trim_zeros(digits: &[u8]) -> &[u8] {
-    let first = digits.iter().position(|d| *d != b'0').unwrap_or(digits.len());
-    &digits[first..]
+    key
 }
 
 #[cfg(test)]
 mod tests {
-    use super::natural_order;
-    use std::cmp::Ordering::*;
+    use super::natural_key;
 
     #[test]
-    fn natural_order_compares_numbers_by_value() {
-        assert_eq!(natural_order(br#"{"k":"a","start":2000}"#, br#"{"k":"a","start":10000}"#), Less);
-        assert_eq!(natural_order(b"k9", b"k10"), Less);
-        assert_eq!(natural_order(b"b1", b"a2"), Greater);
-        assert_eq!(natural_order(b"x007", b"x7"), Less);
-        assert_eq!(natural_order(b"x7", b"x7"), Equal);
+    fn natural_keys_order_numbers_by_value() {
+        let less = |a: &[u8], b: &[u8]| natural_key(a) < natural_key(b);
+        assert!(less(br#"{"k":"a","start":2000}"#, br#"{"k":"a","start":10000}"#));
+        assert!(less(b"k9", b"k10"));
+        assert!(less(b"a2", b"b1"));
+        assert!(!less(b"x7", b"x7"));
     }
 }

@@ -1,6 +1,9 @@
 //! Dedupe: one record per key per tumbling window.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use differential_dataflow::Hashable;
 
 use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
 use super::{Data, Diff, Stream, Time};
@@ -21,7 +24,10 @@ impl<'s, D: Data> Stream<'s, D> {
     ) -> Stream<'s, D> {
         assert!(size > 0, "dedupe window size must be positive");
         let Stream { inner, clock, mode } = self;
-        let updates = inner.map(move |(d, stamp)| ((key(&d), (ts(&d), d)), stamp));
+        let key = Rc::new(key);
+        let hash_key = key.clone();
+        let key_hash = move |d: &D| hash_key(d).hashed();
+        let split = move |d: D| (key(&d), (ts(&d), d));
         let logic = Dedupe {
             size,
             lateness: allowed_lateness,
@@ -30,7 +36,7 @@ impl<'s, D: Data> Stream<'s, D> {
             watermark: 0,
             out: Vec::new(),
         };
-        let inner = keyed(updates, std::slice::from_ref(&clock), mode, name, logic);
+        let inner = keyed(inner, key_hash, split, std::slice::from_ref(&clock), mode, name, logic);
         Stream { inner, clock, mode }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use differential_dataflow::Hashable;
 use serde::{Deserialize, Serialize};
 
 use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
@@ -126,7 +127,7 @@ where
     let mode = left.mode;
     let l = left.inner.map(move |(d, s)| ((key(&d), Side::Left(ts(&d), d)), s));
     let r = right.inner.map(move |(e, s)| ((other_key(&e), Side::Right(other_ts(&e), e)), s));
-    let inner = keyed(l.concat(r), &clocks, mode, name, logic);
+    let inner = keyed(l.concat(r), |(k, _): &(K, Side<D, E>)| k.hashed(), |kv| kv, &clocks, mode, name, logic);
     Stream { inner, clock: clocks[0].merge(&clocks[1]), mode }
 }
 

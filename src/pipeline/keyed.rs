@@ -6,16 +6,18 @@
 //! logic to flush the output changes that time produced.
 //!
 //! In [`TimeMode::Exact`] every output change carries the time of the input that
-//! caused it, as differential operators do. In [`TimeMode::Compact`] the changes of
-//! one frontier step are consolidated at its last time: the final content is the
-//! same, intermediate times are skipped. A job that only reads its final snapshot
-//! (`tidemark run` without `--changes`) uses it to skip provisional versions.
+//! caused it, as differential operators do. In [`TimeMode::Compact`] updates are
+//! applied as they arrive and the changes of one frontier step are consolidated at
+//! its last time: the content at the final frontier is the same, but content at
+//! intermediate frontiers may already reflect some later input. A job that only reads
+//! its final snapshot (`tidemark run` without `--changes`) uses it to skip provisional
+//! versions and buffering.
 
 use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 
-use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
@@ -142,24 +144,29 @@ impl<K, S> Default for KeySlots<K, S> {
     }
 }
 
-/// Keyed updates with their stamps: `((key, value), stamp)` records.
-pub(crate) type KeyedUpdates<'s, K, V> = VecCollection<'s, Time, ((K, V), Time), Diff>;
-/// One keyed update as it travels: `(((key, value), stamp), time, diff)`.
-type Update<K, V> = (((K, V), Time), Time, Diff);
+/// A stamped record as it travels: `((record, stamp), time, diff)`.
+type Update<D> = ((D, Time), Time, Diff);
 /// Updates waiting for the frontier: `(time, key, value, stamp, diff)`.
 type Pending<K, V> = Vec<(Time, K, V, Time, Diff)>;
 
-/// Runs `logic` over `updates`, keyed and in time order.
-pub(crate) fn keyed<'s, L: KeyedLogic>(
-    updates: KeyedUpdates<'s, L::Key, L::Value>,
+/// Runs `logic` over the stamped records of `input`, keyed and in time order.
+///
+/// Records are exchanged by `key_hash` and split into key and value by `split` when
+/// they arrive, so no separate stage copies them. In [`TimeMode::Compact`] they are
+/// applied at once: a step is flushed as one, so their order within it cannot matter,
+/// and nothing waits in a buffer for the frontier.
+pub(crate) fn keyed<'s, D: Data, L: KeyedLogic>(
+    input: VecCollection<'s, Time, (D, Time), Diff>,
+    key_hash: impl Fn(&D) -> u64 + 'static,
+    split: impl Fn(D) -> (L::Key, L::Value) + 'static,
     clocks: &[Clock],
     mode: TimeMode,
     name: &str,
     mut logic: L,
 ) -> Collection<'s, L::Out> {
     let mut readers: Vec<ClockReader> = clocks.iter().map(Clock::reader).collect();
-    let pact = Exchange::new(|update: &Update<L::Key, L::Value>| update.0.0.0.hashed());
-    updates
+    let pact = Exchange::new(move |update: &Update<D>| key_hash(&update.0.0));
+    input
         .inner
         .unary_frontier(pact, name, move |cap, _info| {
             let mut cap = Some(cap);
@@ -168,7 +175,11 @@ pub(crate) fn keyed<'s, L: KeyedLogic>(
             let mut seen: Time = 0;
             move |(input, frontier), output| {
                 input.for_each(|_cap, data| {
-                    pending.extend(data.drain(..).map(|(((k, v), stamp), t, d)| (t, k, v, stamp, d)));
+                    let updates = data.drain(..).map(|((d, stamp), t, diff)| (t, split(d), stamp, diff));
+                    match mode {
+                        TimeMode::Exact => pending.extend(updates.map(|(t, (k, v), stamp, d)| (t, k, v, stamp, d))),
+                        TimeMode::Compact => updates.for_each(|(_, (k, v), stamp, d)| logic.update(k, v, stamp, d)),
+                    }
                 });
                 let Some(current) = cap.as_mut() else { return };
                 let Some(&now) = frontier.frontier().first() else {
@@ -180,17 +191,16 @@ pub(crate) fn keyed<'s, L: KeyedLogic>(
                 if now == seen {
                     return;
                 }
-                // Updates whose time the frontier has passed, in time order. Input arrives
-                // nearly sorted, so the stable sort is close to a linear scan.
-                pending.sort_by_key(|u| u.0);
-                let ready = pending.partition_point(|u| u.0 < now);
                 let changes = watermark_changes(&mut readers, now);
                 match mode {
-                    TimeMode::Exact => run_exact(&mut logic, pending.drain(..ready), changes, &mut out),
+                    TimeMode::Exact => {
+                        // Updates whose time the frontier has passed, in time order. Input
+                        // arrives nearly sorted, so the stable sort is close to a linear scan.
+                        pending.sort_by_key(|u| u.0);
+                        let ready = pending.partition_point(|u| u.0 < now);
+                        run_exact(&mut logic, pending.drain(..ready), changes, &mut out);
+                    }
                     TimeMode::Compact => {
-                        for (_, k, v, stamp, d) in pending.drain(..ready) {
-                            logic.update(k, v, stamp, d);
-                        }
                         if let Some((_, watermarks)) = changes.last() {
                             logic.watermark(watermarks);
                         }

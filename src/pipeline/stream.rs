@@ -1,6 +1,8 @@
 //! [`Stream`]: an event-time stream whose records remember when they arrived.
 
-use differential_dataflow::VecCollection;
+use std::rc::Rc;
+
+use differential_dataflow::{Hashable, VecCollection};
 
 use super::aggregate::Aggregate;
 use super::clock::Clock;
@@ -100,10 +102,15 @@ impl<'s, D: Data> Stream<'s, D> {
         agg: A,
     ) -> Collection<'s, (K, Window, A::Out)> {
         let Stream { inner, clock, mode } = self;
-        let updates = inner.map(move |(d, stamp)| ((key(&d), (ts(&d), value(&d))), stamp));
+        let key = Rc::new(key);
+        let hash_key = key.clone();
+        let key_hash = move |d: &D| hash_key(d).hashed();
+        let split = move |d: D| (key(&d), (ts(&d), value(&d)));
         match windowing.kind {
-            WindowKind::Session { .. } => keyed(updates, &[clock], mode, name, Sessions::new(*windowing, agg)),
-            _ => keyed(updates, &[clock], mode, name, FixedWindows::new(*windowing, agg)),
+            WindowKind::Session { .. } => {
+                keyed(inner, key_hash, split, &[clock], mode, name, Sessions::new(*windowing, agg))
+            }
+            _ => keyed(inner, key_hash, split, &[clock], mode, name, FixedWindows::new(*windowing, agg)),
         }
     }
 }
