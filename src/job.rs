@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 use crate::ingest::IngestReport;
 use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
 use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
-use crate::runtime::{Install, JobId, Materialized, OutputSink, Runtime, RuntimeError};
+use crate::runtime::{Install, JobId, Keep, Materialized, OutputSink, Runtime, RuntimeError};
 
 /// How a job is run.
 #[derive(Clone, Debug)]
 pub struct JobOptions {
     /// Timing of output changes.
     pub mode: TimeMode,
-    /// Keep every output change (for `tidemark run --changes`).
-    pub log_changes: bool,
+    /// What the outputs keep of their changes.
+    pub keep: Keep,
     /// How long (in event time after their arrival) dead letters stay in the
     /// `dead_letter` output; `None` keeps them all. Independent of the dataflow's own
     /// `retention`, which is about windows.
@@ -98,7 +98,7 @@ impl RunningJob {
             .output_names()
             .into_iter()
             .zip(keys)
-            .map(|(name, key)| OutputPort { name, key, rows: Materialized::new(workers, options.log_changes) })
+            .map(|(name, key)| OutputPort { name, key, rows: Materialized::new(workers, options.keep) })
             .collect();
         let sinks = outputs.iter().map(|o| o.rows.clone() as Arc<dyn OutputSink>).collect();
         let install = Install {

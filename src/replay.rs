@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::job::{JobOptions, RunningJob};
 use crate::pipeline::{Diff, Registry, Time, TimeMode};
-use crate::runtime::{RowText, Runtime};
+use crate::runtime::{Keep, RowText, Runtime};
 
 /// Records per batch sent to the workers: small enough to stay in cache.
 const BATCH_LINES: usize = 4096;
@@ -112,7 +112,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     let runtime = Arc::new(Runtime::start(replay.workers).map_err(|e| failure(&e))?);
     let options = JobOptions {
         mode: if replay.changes { TimeMode::Exact } else { TimeMode::Compact },
-        log_changes: replay.changes,
+        keep: if replay.changes { Keep::Changes } else { Keep::Final },
         dead_letter_retention: None,
     };
     let job = RunningJob::start(runtime.clone(), 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
@@ -166,7 +166,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
             let port = &job.outputs()[i];
             let (_, rows) = port.rows.snapshot();
             let name = Value::from(names[i].as_str());
-            for (row, n) in sort_rows(rows) {
+            for (row, n) in rows {
                 for _ in 0..n.max(0) {
                     writeln!(out, r#"{{"output":{name},"row":{row}}}"#).map_err(write_err)?;
                 }
@@ -182,49 +182,4 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "runtime stopped");
     result
-}
-
-/// Rows in natural order of their text: digit runs compare as numbers, so rows sort by
-/// their leading (key) fields, numbers numerically. Deterministic, and needs no parsing.
-fn sort_rows(mut rows: Vec<(RowText, Diff)>) -> Vec<(RowText, Diff)> {
-    rows.sort_by_cached_key(|(row, _)| natural_key(row.as_bytes()));
-    rows
-}
-
-/// A byte string whose plain order is the natural order of `text`: each run of digits
-/// becomes `'0'`, its length without leading zeros, then those digits.
-fn natural_key(text: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(text.len() + 8);
-    let mut i = 0;
-    while i < text.len() {
-        if text[i].is_ascii_digit() {
-            let start = i;
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-            let digits = &text[start..i];
-            let digits = &digits[digits.iter().position(|d| *d != b'0').unwrap_or(digits.len())..];
-            key.push(b'0');
-            key.push(digits.len().min(255) as u8);
-            key.extend_from_slice(digits);
-        } else {
-            key.push(text[i]);
-            i += 1;
-        }
-    }
-    key
-}
-
-#[cfg(test)]
-mod tests {
-    use super::natural_key;
-
-    #[test]
-    fn natural_keys_order_numbers_by_value() {
-        let less = |a: &[u8], b: &[u8]| natural_key(a) < natural_key(b);
-        assert!(less(br#"{"k":"a","start":2000}"#, br#"{"k":"a","start":10000}"#));
-        assert!(less(b"k9", b"k10"));
-        assert!(less(b"a2", b"b1"));
-        assert!(!less(b"x7", b"x7"));
-    }
 }

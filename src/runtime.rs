@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::Duration;
 
-pub use output::{Materialized, OutputSink, RowText};
+pub use output::{Keep, Materialized, OutputSink, RowText};
 pub(crate) use sink::sink;
 pub(crate) use worker::{TypedInput, WorkerInput};
 
