@@ -8,12 +8,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::ingest::IngestReport;
 use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
 use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
-use crate::runtime::{Install, JobId, Keep, Materialized, OutputSink, Runtime, RuntimeError};
+use crate::runtime::{Engine, Install, JobId, Keep, Materialized, OutputSink, Runtime, RuntimeError};
 
 /// How a job is run.
 #[derive(Clone, Debug)]
@@ -68,29 +68,29 @@ pub enum JobError {
     Runtime(#[from] RuntimeError),
 }
 
-/// A job installed on the runtime.
-pub struct RunningJob {
+/// A job installed on an engine (by default, the threaded [`Runtime`]).
+pub struct RunningJob<E: Engine = Runtime> {
     id: JobId,
     name: String,
     dataflow: Dataflow,
     params: DecodedParams,
-    runtime: Arc<Runtime>,
+    runtime: Arc<E>,
     inputs: Vec<InputPort>,
     dead: Mutex<DeadLetters>,
     dead_frontier: AtomicU64,
     outputs: Vec<OutputPort>,
 }
 
-impl RunningJob {
+impl<E: Engine> RunningJob<E> {
     /// Installs `dataflow` with `params` on every worker of `runtime`.
     pub fn start(
-        runtime: Arc<Runtime>,
+        runtime: Arc<E>,
         id: JobId,
         name: &str,
         dataflow: &Dataflow,
         params: DecodedParams,
         options: &JobOptions,
-    ) -> Result<RunningJob, JobError> {
+    ) -> Result<Self, JobError> {
         let workers = runtime.workers();
         let description = dataflow.description();
         let keys = description.outputs.iter().map(|o| o.key.clone()).chain([Vec::new()]);
@@ -252,20 +252,10 @@ impl RunningJob {
 
     /// Waits until every output reflects all input so far; false on timeout or failure.
     pub fn wait_complete(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        for (i, output) in self.outputs.iter().enumerate() {
-            let target = self.complete_at(i);
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if self.runtime.failed() || left.is_zero() {
-                    return false;
-                }
-                if output.rows.wait_for(target, left.min(Duration::from_millis(200))) {
-                    break;
-                }
-            }
-        }
-        true
+        let complete = || {
+            self.outputs.iter().enumerate().all(|(i, o)| o.rows.frontier().is_none_or(|f| f >= self.complete_at(i)))
+        };
+        self.runtime.settle(&complete, timeout)
     }
 
     /// The counters of input `input`.
@@ -313,7 +303,7 @@ impl RunningJob {
     }
 }
 
-impl Drop for RunningJob {
+impl<E: Engine> Drop for RunningJob<E> {
     fn drop(&mut self) {
         self.stop();
     }

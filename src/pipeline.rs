@@ -46,6 +46,11 @@ pub use stream::Stream;
 pub use topk::top_k;
 pub use window::{Emit, Lateness, Window, WindowKind, Windowing};
 
+/// A string for record fields and keys: up to 24 bytes are stored inline, so short
+/// keys parse, clone, hash and drop without allocating. Use it instead of `String`
+/// for fields that are keys; it serializes as a plain JSON string.
+pub type Text = compact_str::CompactString;
+
 /// Event time in milliseconds: the timestamp of every differential collection.
 pub type Time = u64;
 /// Multiplicity changes of differential updates.
@@ -70,7 +75,7 @@ pub mod prelude {
     pub use super::{
         Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, ExactSum, InputDesc,
         InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params, Pipeline,
-        Record, Registry, Row, Stats, StatsOut, Stream, Sum, Time, Window, WindowKind, Windowing, check_duration,
+        Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing, check_duration,
         top_k,
     };
     pub use serde::{Deserialize, Serialize};

@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::job::{JobOptions, RunningJob};
-use crate::pipeline::{Diff, Registry, Time, TimeMode};
-use crate::runtime::{Keep, RowText, Runtime};
+use crate::pipeline::{Dataflow, DecodedParams, Diff, Registry, Time, TimeMode};
+use crate::runtime::{Engine, Inline, Keep, RowText, Runtime};
 
 /// Records per batch sent to the workers: small enough to stay in cache.
 const BATCH_LINES: usize = 4096;
@@ -108,14 +108,42 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
         selected
     };
 
-    let failure = |e: &dyn std::fmt::Display| ReplayError::Failure(e.to_string());
-    let runtime = Arc::new(Runtime::start(replay.workers).map_err(|e| failure(&e))?);
+    let plan = Plan { dataflow, params, files, selected, names };
+    if replay.workers <= 1 {
+        // One worker runs on this thread: each batch is processed as it is read.
+        run(Arc::new(Inline::new()), plan, replay, out)
+    } else {
+        let runtime = Arc::new(Runtime::start(replay.workers).map_err(|e| failure(&e))?);
+        run(runtime.clone(), plan, replay, out)?;
+        match Arc::try_unwrap(runtime) {
+            Ok(runtime) => runtime.shutdown().map_err(|e| failure(&e)),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// A validated replay.
+struct Plan<'a> {
+    dataflow: &'a Dataflow,
+    params: DecodedParams,
+    files: Vec<(usize, NdjsonChunks<BufReader<File>>)>,
+    selected: Vec<usize>,
+    names: Vec<String>,
+}
+
+fn failure(e: &dyn std::fmt::Display) -> ReplayError {
+    ReplayError::Failure(e.to_string())
+}
+
+/// Feeds the files through the job on `engine` and prints its outputs.
+fn run<E: Engine>(engine: Arc<E>, plan: Plan<'_>, replay: &Replay, out: &mut dyn Write) -> Result<(), ReplayError> {
+    let Plan { dataflow, params, mut files, selected, names } = plan;
     let options = JobOptions {
         mode: if replay.changes { TimeMode::Exact } else { TimeMode::Compact },
         keep: if replay.changes { Keep::Changes } else { Keep::Final },
         dead_letter_retention: None,
     };
-    let job = RunningJob::start(runtime.clone(), 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
+    let job = RunningJob::start(engine, 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
 
     // Feed the files, a step of each in turn.
     let started = std::time::Instant::now();
@@ -141,7 +169,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
             files.remove(n);
         }
     }
-    let last = (0..description.inputs.len()).filter_map(|i| job.max_ts(i)).max();
+    let last = (0..dataflow.description().inputs.len()).filter_map(|i| job.max_ts(i)).max();
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "inputs fed");
     let frontier = job.advance_all(last.map_or(0, |t| t + 1)).map_err(|e| failure(&e))?;
     if !job.wait_complete(COMPLETION_TIMEOUT) {
@@ -175,11 +203,5 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     }
     out.flush().map_err(write_err)?;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "outputs written");
-    drop(job);
-    let result = match Arc::try_unwrap(runtime) {
-        Ok(runtime) => runtime.shutdown().map_err(|e| failure(&e)),
-        Err(_) => Ok(()),
-    };
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "runtime stopped");
-    result
+    Ok(())
 }

@@ -16,11 +16,15 @@ mod sink;
 mod worker;
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use timely::worker::Worker;
 
 pub use output::{Keep, Materialized, OutputSink, RowText};
 pub(crate) use sink::sink;
@@ -43,13 +47,41 @@ pub(crate) enum Command {
 }
 
 /// A job to build on every worker.
-pub(crate) struct Install {
-    pub(crate) name: String,
-    pub(crate) dataflow: Dataflow,
-    pub(crate) params: DecodedParams,
-    pub(crate) mode: TimeMode,
-    /// One per output, `dead_letter` last.
-    pub(crate) sinks: Vec<Arc<dyn OutputSink>>,
+pub struct Install {
+    /// The job's name (names the dataflow in logs).
+    pub name: String,
+    /// The pipeline.
+    pub dataflow: Dataflow,
+    /// Its decoded parameters.
+    pub params: DecodedParams,
+    /// How output changes are timed.
+    pub mode: TimeMode,
+    /// Where each output's changes go, `dead_letter` last.
+    pub sinks: Vec<Arc<dyn OutputSink>>,
+}
+
+/// Where job dataflows run: on worker threads ([`Runtime`]) or on the calling thread
+/// ([`Inline`]). A job (`crate::job::RunningJob`) drives either the same way.
+///
+/// # Constraints
+/// - Every call for one job comes in the order the job's inputs need: install first,
+///   then per input batches and advances in order, stop last.
+pub trait Engine {
+    /// The number of workers (batches are spread over them).
+    fn workers(&self) -> usize;
+    /// Whether a worker has failed.
+    fn failed(&self) -> bool;
+    /// Builds a job on every worker; returns the options of its declared inputs.
+    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError>;
+    /// Sends a batch of records to one worker's copy of an input.
+    fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError>;
+    /// Advances an input on every worker.
+    fn advance(&self, job: JobId, input: usize, frontier: Time, watermark: Time) -> Result<(), RuntimeError>;
+    /// Stops a job (its inputs close and its dataflow drains).
+    fn stop(&self, job: JobId);
+    /// Waits until `done()` holds, running the dataflows meanwhile if they run on the
+    /// calling thread; false on timeout or failure.
+    fn settle(&self, done: &dyn Fn() -> bool, timeout: Duration) -> bool;
 }
 
 /// The runtime failed or is gone.
@@ -120,69 +152,11 @@ impl Runtime {
         Ok(Runtime { workers, guards: Mutex::new(Some(guards)), failed })
     }
 
-    /// The number of workers.
-    pub fn workers(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Whether a worker has panicked.
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
-    }
-
     fn send(&self, worker: usize, command: Command) -> Result<(), RuntimeError> {
         let w = &self.workers[worker];
         w.commands.send(command).map_err(|_| RuntimeError::WorkerGone)?;
         w.thread.unpark();
         Ok(())
-    }
-
-    /// Builds a job on every worker; returns the options of its declared inputs.
-    pub(crate) fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
-        let install = Arc::new(install);
-        let (ack, acks) = mpsc::sync_channel(self.workers.len());
-        for w in 0..self.workers.len() {
-            self.send(w, Command::Install { job, install: install.clone(), ack: ack.clone() })?;
-        }
-        let mut options = None;
-        for _ in 0..self.workers.len() {
-            let reply = acks.recv_timeout(Duration::from_secs(60)).map_err(|_| RuntimeError::WorkerGone)?;
-            let reply = reply.map_err(RuntimeError::Build)?;
-            options.get_or_insert(reply);
-        }
-        Ok(options.unwrap_or_default())
-    }
-
-    /// Sends a batch to one worker's copy of an input.
-    pub(crate) fn push(
-        &self,
-        job: JobId,
-        input: usize,
-        worker: usize,
-        batch: Box<dyn Any + Send>,
-    ) -> Result<(), RuntimeError> {
-        self.send(worker, Command::Push { job, input, batch })
-    }
-
-    /// Advances an input on every worker.
-    pub(crate) fn advance(
-        &self,
-        job: JobId,
-        input: usize,
-        frontier: Time,
-        watermark: Time,
-    ) -> Result<(), RuntimeError> {
-        for w in 0..self.workers.len() {
-            self.send(w, Command::Advance { job, input, frontier, watermark })?;
-        }
-        Ok(())
-    }
-
-    /// Stops a job on every worker (its inputs close and its dataflow drains).
-    pub(crate) fn stop(&self, job: JobId) {
-        for w in 0..self.workers.len() {
-            let _ = self.send(w, Command::Stop { job });
-        }
     }
 
     /// Closes the command channels and wakes the workers to notice.
@@ -202,7 +176,156 @@ impl Runtime {
         {
             return Err(RuntimeError::WorkerGone);
         }
-        if self.failed() { Err(RuntimeError::WorkerGone) } else { Ok(()) }
+        if self.failed.load(Ordering::SeqCst) { Err(RuntimeError::WorkerGone) } else { Ok(()) }
+    }
+}
+
+impl Engine for Runtime {
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
+        let install = Arc::new(install);
+        let (ack, acks) = mpsc::sync_channel(self.workers.len());
+        for w in 0..self.workers.len() {
+            self.send(w, Command::Install { job, install: install.clone(), ack: ack.clone() })?;
+        }
+        let mut options = None;
+        for _ in 0..self.workers.len() {
+            let reply = acks.recv_timeout(Duration::from_secs(60)).map_err(|_| RuntimeError::WorkerGone)?;
+            let reply = reply.map_err(RuntimeError::Build)?;
+            options.get_or_insert(reply);
+        }
+        Ok(options.unwrap_or_default())
+    }
+
+    fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
+        self.send(worker, Command::Push { job, input, batch })
+    }
+
+    fn advance(&self, job: JobId, input: usize, frontier: Time, watermark: Time) -> Result<(), RuntimeError> {
+        for w in 0..self.workers.len() {
+            self.send(w, Command::Advance { job, input, frontier, watermark })?;
+        }
+        Ok(())
+    }
+
+    fn stop(&self, job: JobId) {
+        for w in 0..self.workers.len() {
+            let _ = self.send(w, Command::Stop { job });
+        }
+    }
+
+    fn settle(&self, done: &dyn Fn() -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            if done() {
+                return true;
+            }
+            if self.failed() || Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+}
+
+/// A single worker on the calling thread: batches are processed as they are pushed,
+/// while still in cache, with no channels or thread hand-offs. For one-shot work such
+/// as `tidemark run` with one worker; not shareable between threads.
+pub struct Inline {
+    worker: RefCell<Worker>,
+    jobs: RefCell<HashMap<JobId, Vec<Box<dyn WorkerInput>>>>,
+}
+
+impl Inline {
+    /// A worker on this thread.
+    pub fn new() -> Inline {
+        let allocator = timely::communication::Allocator::Thread(Default::default());
+        let worker = Worker::new(timely::WorkerConfig::default(), allocator, Some(Instant::now()));
+        Inline { worker: RefCell::new(worker), jobs: RefCell::new(HashMap::new()) }
+    }
+
+    /// Runs the dataflows until they have nothing more to do right now.
+    fn run(&self) {
+        let mut worker = self.worker.borrow_mut();
+        loop {
+            worker.step();
+            if worker.activations().borrow().empty_for() != Some(Duration::ZERO) {
+                break;
+            }
+        }
+    }
+}
+
+impl Default for Inline {
+    fn default() -> Self {
+        Inline::new()
+    }
+}
+
+impl Engine for Inline {
+    fn workers(&self) -> usize {
+        1
+    }
+
+    fn failed(&self) -> bool {
+        false
+    }
+
+    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
+        let (inputs, options) = worker::install_job(&mut self.worker.borrow_mut(), &install).map_err(RuntimeError::Build)?;
+        self.jobs.borrow_mut().insert(job, inputs);
+        Ok(options)
+    }
+
+    fn push(&self, job: JobId, input: usize, _worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
+        if let Some(inputs) = self.jobs.borrow_mut().get_mut(&job) {
+            inputs[input].push(batch);
+        }
+        self.run();
+        Ok(())
+    }
+
+    fn advance(&self, job: JobId, input: usize, frontier: Time, watermark: Time) -> Result<(), RuntimeError> {
+        if let Some(inputs) = self.jobs.borrow_mut().get_mut(&job) {
+            inputs[input].advance(frontier, watermark);
+        }
+        self.run();
+        Ok(())
+    }
+
+    fn stop(&self, job: JobId) {
+        self.jobs.borrow_mut().remove(&job);
+    }
+
+    fn settle(&self, done: &dyn Fn() -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.worker.borrow_mut().step_or_park(Some(Duration::from_millis(1)));
+        }
+        true
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        // Closing the inputs lets the dataflows drain and complete.
+        self.jobs.borrow_mut().clear();
+        let worker = self.worker.get_mut();
+        while worker.has_dataflows() {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
     }
 }
 

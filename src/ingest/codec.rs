@@ -13,8 +13,8 @@ use crate::pipeline::{Diff, MAX_TS, Record, Time};
 
 /// Makes typed batches for one input.
 pub(crate) trait Codec: Send + Sync {
-    /// A builder of batches for `workers` workers.
-    fn batch(&self, workers: usize) -> Box<dyn BatchBuilder>;
+    /// A builder of batches for `workers` workers, for about `records` records.
+    fn batch(&self, workers: usize, records: usize) -> Box<dyn BatchBuilder>;
 }
 
 /// One batch per worker, filled record by record.
@@ -37,8 +37,9 @@ pub(crate) fn codec_for<R: Record>() -> Arc<dyn Codec> {
 }
 
 impl<R: Record> Codec for TypedCodec<R> {
-    fn batch(&self, workers: usize) -> Box<dyn BatchBuilder> {
-        Box::new(TypedBatch::<R> { staged: None, batches: (0..workers).map(|_| Vec::new()).collect() })
+    fn batch(&self, workers: usize, records: usize) -> Box<dyn BatchBuilder> {
+        let each = records.div_ceil(workers.max(1));
+        Box::new(TypedBatch::<R> { staged: None, batches: (0..workers).map(|_| Vec::with_capacity(each)).collect() })
     }
 }
 

@@ -160,7 +160,8 @@ impl InputRouter {
 
     /// Parses, judges and places `records`, in order.
     pub(crate) fn route<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Routed {
-        let mut batch = self.codec.batch(self.workers);
+        let records = records.into_iter();
+        let mut batch = self.codec.batch(self.workers, records.size_hint().1.unwrap_or(1024).min(1 << 16));
         let mut report = IngestReport::default();
         let mut dead = Vec::new();
         let mut max_ts: Option<Time> = None;

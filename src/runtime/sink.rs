@@ -13,6 +13,8 @@ use crate::pipeline::{Collection, Diff, Row, Time};
 /// consolidated, serialized to JSON, in time order, followed by the new frontier.
 pub(crate) fn sink<R: Row>(rows: Collection<'_, R>, name: &str, target: Arc<dyn OutputSink>, worker: usize) {
     let mut pending: Vec<(R, Time, Diff)> = Vec::new();
+    // Reused between steps: growing fresh vectors every step page-faults.
+    let mut ready: Vec<(R, Time, Diff)> = Vec::new();
     let mut reported = Some(0);
     rows.inner.sink(Pipeline, &format!("Sink({name})"), move |(input, frontier)| {
         input.for_each(|_cap, data| pending.append(data));
@@ -20,13 +22,12 @@ pub(crate) fn sink<R: Row>(rows: Collection<'_, R>, name: &str, target: Arc<dyn 
         if now == reported {
             return;
         }
-        let (mut ready, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| now.is_none_or(|f| *t < f));
-        pending = later;
+        ready.extend(pending.extract_if(.., |(_, t, _)| now.is_none_or(|f| *t < f)));
         consolidate_updates(&mut ready);
-        ready.sort_by_key(|(_, t, _)| *t);
         if !ready.is_empty() {
+            ready.sort_by_key(|(_, t, _)| *t);
             let changes: Vec<(RowText, Time, Diff)> = ready
-                .into_iter()
+                .drain(..)
                 .map(|(row, t, d)| (serde_json::to_string(&row).expect("rows serialize to JSON").into(), t, d))
                 .collect();
             target.changes(worker, changes);

@@ -110,9 +110,9 @@ fn execute(worker: &mut Worker, jobs: &mut HashMap<JobId, WorkerJob>, command: C
     }
 }
 
-type Installed = (Vec<Box<dyn WorkerInput>>, Vec<InputOptions>);
+pub(crate) type Installed = (Vec<Box<dyn WorkerInput>>, Vec<InputOptions>);
 
-fn install_job(worker: &mut Worker, install: &Install) -> Result<Installed, String> {
+pub(crate) fn install_job(worker: &mut Worker, install: &Install) -> Result<Installed, String> {
     let index = worker.index();
     let name = format!("job {}", install.name);
     worker.dataflow_named::<Time, _, _>(&name, |scope| {

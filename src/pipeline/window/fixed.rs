@@ -52,7 +52,8 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
         let id = self.keys.slot(key);
         let Some((_, open)) = self.keys.get(id) else { return };
         for window in std::iter::once(first).chain(windows) {
-            let win = match open.iter().position(|x| x.window == window) {
+            // Events mostly belong to the newest window: search from the back.
+            let win = match open.iter().rposition(|x| x.window == window) {
                 Some(i) => &mut open[i],
                 None => {
                     for at in [windowing.emit_at(&window), windowing.final_at(&window)]
