@@ -3,7 +3,7 @@
 # single-thread Rust program doing the same work (benches/yardstick/window_agg.rs),
 # both measured in the same run. See BENCHMARKS.md for what is measured and why.
 #
-#   scripts/bench.sh           # 1M and 5M events, 3 repetitions each, medians
+#   scripts/bench.sh           # 1M and 5M events, 5 repetitions each, medians
 #   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
 #
 # Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
@@ -22,7 +22,7 @@ esac
 if ((quick)); then
     sizes=(200k); reps=1; results=bench-data/results-window_agg-quick.txt
 else
-    sizes=(1m 5m); reps=3; results=bench-data/results-window_agg.txt
+    sizes=(1m 5m); reps=5; results=bench-data/results-window_agg.txt
 fi
 declare -A events_of=([200k]=200000 [1m]=1000000 [5m]=5000000)
 

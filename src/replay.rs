@@ -191,12 +191,13 @@ fn run<E: Engine>(engine: Arc<E>, plan: Plan<'_>, replay: &Replay, out: &mut dyn
         }
     } else {
         for &i in &selected {
-            let port = &job.outputs()[i];
-            let (_, rows) = port.rows.snapshot();
-            let name = Value::from(names[i].as_str());
+            let rows = job.outputs()[i].rows.take_rows();
+            let prefix = format!(r#"{{"output":{},"row":"#, Value::from(names[i].as_str()));
             for (row, n) in rows {
                 for _ in 0..n.max(0) {
-                    writeln!(out, r#"{{"output":{name},"row":{row}}}"#).map_err(write_err)?;
+                    out.write_all(prefix.as_bytes()).map_err(write_err)?;
+                    out.write_all(row.as_bytes()).map_err(write_err)?;
+                    out.write_all(b"}\n").map_err(write_err)?;
                 }
             }
         }

@@ -97,21 +97,38 @@ impl Materialized {
     pub fn snapshot(&self) -> (Option<Time>, Vec<(RowText, Diff)>) {
         let mut state = self.state.lock().expect("output lock");
         let frontier = state.frontier;
-        let mut rows = match &mut state.store {
+        let mut rows: Vec<_> = match &mut state.store {
             Store::Rows(rows) => rows.iter().map(|(r, d)| (r.clone(), *d)).collect(),
             Store::Changes(changes) => {
                 let mut rows: Vec<_> = changes.iter().map(|(_, r, d)| (r.clone(), *d)).collect();
                 consolidate(&mut rows);
-                rows
+                return (frontier, rows);
             }
             Store::Final { log, consolidated } => {
                 consolidate(log);
                 *consolidated = log.len();
-                log.clone()
+                return (frontier, log.clone());
             }
         };
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         (frontier, rows)
+    }
+
+    /// The rows with their multiplicities, sorted by their text, emptying the output:
+    /// for a reader that is done with it (no copy of the rows is made).
+    pub fn take_rows(&self) -> Vec<(RowText, Diff)> {
+        let mut state = self.state.lock().expect("output lock");
+        match &mut state.store {
+            Store::Final { log, consolidated } => {
+                consolidate(log);
+                *consolidated = 0;
+                std::mem::take(log)
+            }
+            _ => {
+                drop(state);
+                self.snapshot().1
+            }
+        }
     }
 
     /// The changes kept so far (with [`Keep::Changes`]), emptying the log.
