@@ -68,14 +68,9 @@ pub struct OrdersParams {
     pub window: WindowKind,
     /// How long after an order its payment may come.
     pub payment_timeout: u64,
-    /// The watermarks trail the largest event times by this much.
-    pub max_out_of_orderness: u64,
-    /// How late records may be and still count.
-    pub allowed_lateness: u64,
-    /// How long a final revenue row stays in the output; `None` forever.
-    pub retention: Option<u64>,
-    /// When revenue rows are emitted.
-    pub emit: Emit,
+    /// Out-of-orderness, lateness, retention and emission.
+    #[serde(flatten)]
+    pub time: EventTime,
 }
 
 impl Default for OrdersParams {
@@ -83,10 +78,7 @@ impl Default for OrdersParams {
         OrdersParams {
             window: WindowKind::Tumbling { size: 60_000 },
             payment_timeout: 3_600_000,
-            max_out_of_orderness: 0,
-            allowed_lateness: 0,
-            retention: Some(3_600_000),
-            emit: Emit::Eager,
+            time: EventTime::default(),
         }
     }
 }
@@ -95,9 +87,7 @@ impl Params for OrdersParams {
     fn validate(&self) -> Result<(), ParamError> {
         self.window.validate()?;
         check_duration("payment_timeout", self.payment_timeout)?;
-        check_duration("max_out_of_orderness", self.max_out_of_orderness)?;
-        check_duration("allowed_lateness", self.allowed_lateness)?;
-        check_duration("retention", self.retention.unwrap_or(0))
+        self.time.validate()
     }
 }
 
@@ -126,9 +116,8 @@ impl Pipeline for Orders {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &OrdersParams) -> Result<(), BuildError> {
-        let lateness = params.allowed_lateness;
-        let options =
-            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: Lateness::After(lateness) };
+        let lateness = params.time.allowed_lateness;
+        let options = params.time.input(Lateness::After(lateness));
         let orders = job.input::<Order>("orders", options.clone())?;
         let payments = job.input::<Payment>("payments", options)?;
         let timeout = params.payment_timeout;
@@ -143,12 +132,7 @@ impl Pipeline for Orders {
             |p| p.order_id.clone(),
             |p| p.ts,
         );
-        let windowing = Windowing {
-            kind: params.window,
-            allowed_lateness: lateness,
-            retention: params.retention,
-            emit: params.emit,
-        };
+        let windowing = params.time.windowing(params.window);
         let revenue = paid
             .clone()
             .window_aggregate(

@@ -50,14 +50,9 @@ pub struct TrendingParams {
     pub k: usize,
     /// Count a user's views of a product once per tumbling window of this length.
     pub unique_per: Option<u64>,
-    /// The watermark trails the largest event time by this much.
-    pub max_out_of_orderness: u64,
-    /// How long after its end a window still accepts views.
-    pub allowed_lateness: u64,
-    /// How long a final ranking stays in the output; `None` forever.
-    pub retention: Option<u64>,
-    /// When rankings are emitted.
-    pub emit: Emit,
+    /// Out-of-orderness, lateness, retention and emission.
+    #[serde(flatten)]
+    pub time: EventTime,
 }
 
 impl Default for TrendingParams {
@@ -66,10 +61,7 @@ impl Default for TrendingParams {
             window: WindowKind::Sliding { size: 600_000, slide: 60_000 },
             k: 3,
             unique_per: None,
-            max_out_of_orderness: 0,
-            allowed_lateness: 0,
-            retention: Some(3_600_000),
-            emit: Emit::Eager,
+            time: EventTime::default(),
         }
     }
 }
@@ -86,9 +78,7 @@ impl Params for TrendingParams {
             }
             check_duration("unique_per", per)?;
         }
-        check_duration("max_out_of_orderness", self.max_out_of_orderness)?;
-        check_duration("allowed_lateness", self.allowed_lateness)?;
-        check_duration("retention", self.retention.unwrap_or(0))
+        self.time.validate()
     }
 }
 
@@ -116,20 +106,13 @@ impl Pipeline for Trending {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &TrendingParams) -> Result<(), BuildError> {
-        let windowing = Windowing {
-            kind: params.window,
-            allowed_lateness: params.allowed_lateness,
-            retention: params.retention,
-            emit: params.emit,
-        };
-        let options =
-            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
-        let mut views = job.input::<View>("views", options)?;
+        let windowing = params.time.windowing(params.window);
+        let mut views = job.input::<View>("views", params.time.input(windowing.lateness()))?;
         if let Some(per) = params.unique_per {
             views = views.dedupe(
                 "unique views",
                 per,
-                params.allowed_lateness,
+                params.time.allowed_lateness,
                 |v| (v.user.clone(), v.product.clone()),
                 |v| v.ts,
             );

@@ -27,7 +27,7 @@ use tidemark::pipeline::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Event {
     /// Grouping key.
-    pub key: String,
+    pub key: Text,
     /// Event time, ms.
     pub ts: u64,
     /// The value aggregated.
@@ -42,57 +42,27 @@ impl Record for Event {
 }
 
 /// The parameters of `window_agg`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WindowAggParams {
     /// How events are grouped in time (required).
     pub window: Option<WindowKind>,
-    /// The watermark trails the largest event time by this much.
-    pub max_out_of_orderness: u64,
-    /// How long after its end a window still accepts events.
-    pub allowed_lateness: u64,
-    /// How long a final window stays in the output; `None` forever.
-    pub retention: Option<u64>,
-    /// When rows are emitted.
-    pub emit: Emit,
-}
-
-impl Default for WindowAggParams {
-    fn default() -> Self {
-        WindowAggParams {
-            window: None,
-            max_out_of_orderness: 0,
-            allowed_lateness: 0,
-            retention: Some(3_600_000),
-            emit: Emit::Eager,
-        }
-    }
+    /// Out-of-orderness, lateness, retention and emission.
+    #[serde(flatten)]
+    pub time: EventTime,
 }
 
 impl Params for WindowAggParams {
     fn validate(&self) -> Result<(), ParamError> {
         let window = self.window.ok_or_else(|| ParamError::missing("window", r#"{"tumbling": {"size": 60000}}"#))?;
         window.validate()?;
-        check_duration("max_out_of_orderness", self.max_out_of_orderness)?;
-        check_duration("allowed_lateness", self.allowed_lateness)?;
-        check_duration("retention", self.retention.unwrap_or(0))
-    }
-}
-
-impl WindowAggParams {
-    fn windowing(&self) -> Windowing {
-        Windowing {
-            kind: self.window.expect("validated"),
-            allowed_lateness: self.allowed_lateness,
-            retention: self.retention,
-            emit: self.emit,
-        }
+        self.time.validate()
     }
 }
 
 /// One row of `windows`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WindowRow {
-    key: String,
+    key: Text,
     start: u64,
     end: u64,
     count: u64,
@@ -118,10 +88,8 @@ impl Pipeline for WindowAgg {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &WindowAggParams) -> Result<(), BuildError> {
-        let windowing = params.windowing();
-        let options =
-            InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness: windowing.lateness() };
-        let events = job.input::<Event>("events", options)?;
+        let windowing = params.time.windowing(params.window.expect("validated"));
+        let events = job.input::<Event>("events", params.time.input(windowing.lateness()))?;
         let windows = events
             .window_aggregate("windows", &windowing, |e| e.key.clone(), |e| e.ts, |e| e.value, Stats)
             .map(|(key, w, s)| WindowRow {

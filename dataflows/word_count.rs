@@ -36,30 +36,13 @@ impl Record for Line {
 }
 
 /// The parameters of `word_count`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WordCountParams {
     /// Count per window, or over everything when `None`.
     pub window: Option<WindowKind>,
-    /// The watermark trails the largest event time by this much.
-    pub max_out_of_orderness: u64,
-    /// How long after its end a window still accepts lines.
-    pub allowed_lateness: u64,
-    /// How long a final window stays in the output; `None` forever.
-    pub retention: Option<u64>,
-    /// When windowed rows are emitted.
-    pub emit: Emit,
-}
-
-impl Default for WordCountParams {
-    fn default() -> Self {
-        WordCountParams {
-            window: None,
-            max_out_of_orderness: 0,
-            allowed_lateness: 0,
-            retention: Some(3_600_000),
-            emit: Emit::Eager,
-        }
-    }
+    /// Out-of-orderness, and for windows lateness, retention and emission.
+    #[serde(flatten)]
+    pub time: EventTime,
 }
 
 impl Params for WordCountParams {
@@ -67,9 +50,7 @@ impl Params for WordCountParams {
         if let Some(window) = self.window {
             window.validate()?;
         }
-        check_duration("max_out_of_orderness", self.max_out_of_orderness)?;
-        check_duration("allowed_lateness", self.allowed_lateness)?;
-        check_duration("retention", self.retention.unwrap_or(0))
+        self.time.validate()
     }
 }
 
@@ -104,15 +85,9 @@ impl Pipeline for WordCount {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &WordCountParams) -> Result<(), BuildError> {
-        let windowing = params.window.map(|kind| Windowing {
-            kind,
-            allowed_lateness: params.allowed_lateness,
-            retention: params.retention,
-            emit: params.emit,
-        });
+        let windowing = params.window.map(|kind| params.time.windowing(kind));
         let lateness = windowing.as_ref().map_or(Lateness::Never, Windowing::lateness);
-        let options = InputOptions { max_out_of_orderness: params.max_out_of_orderness, lateness };
-        let lines = job.input::<Line>("lines", options)?;
+        let lines = job.input::<Line>("lines", params.time.input(lateness))?;
         let words = lines.flat_map(|line: Line| words(&line.text).into_iter().map(move |w| (w, line.ts)));
         let counts = match windowing {
             Some(windowing) => words

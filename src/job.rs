@@ -68,13 +68,13 @@ pub enum JobError {
     Runtime(#[from] RuntimeError),
 }
 
-/// A job installed on an engine (by default, the threaded [`Runtime`]).
-pub struct RunningJob<E: Engine = Runtime> {
+/// A job installed on an engine (by default, the threaded [`Runtime`], shared).
+pub struct RunningJob<E: Engine = Arc<Runtime>> {
     id: JobId,
     name: String,
     dataflow: Dataflow,
     params: DecodedParams,
-    runtime: Arc<E>,
+    runtime: E,
     inputs: Vec<InputPort>,
     dead: Mutex<DeadLetters>,
     dead_frontier: AtomicU64,
@@ -84,7 +84,7 @@ pub struct RunningJob<E: Engine = Runtime> {
 impl<E: Engine> RunningJob<E> {
     /// Installs `dataflow` with `params` on every worker of `runtime`.
     pub fn start(
-        runtime: Arc<E>,
+        runtime: E,
         id: JobId,
         name: &str,
         dataflow: &Dataflow,
@@ -252,9 +252,8 @@ impl<E: Engine> RunningJob<E> {
 
     /// Waits until every output reflects all input so far; false on timeout or failure.
     pub fn wait_complete(&self, timeout: Duration) -> bool {
-        let complete = || {
-            self.outputs.iter().enumerate().all(|(i, o)| o.rows.frontier().is_none_or(|f| f >= self.complete_at(i)))
-        };
+        let complete =
+            || self.outputs.iter().enumerate().all(|(i, o)| o.rows.frontier().is_none_or(|f| f >= self.complete_at(i)));
         self.runtime.settle(&complete, timeout)
     }
 

@@ -44,7 +44,7 @@ pub use params::{ParamError, Params, check_duration};
 pub use record::{JsonText, Record, Row};
 pub use stream::Stream;
 pub use topk::top_k;
-pub use window::{Emit, Lateness, Window, WindowKind, Windowing};
+pub use window::{Emit, EventTime, Lateness, Window, WindowKind, Windowing};
 
 /// A string for record fields and keys: up to 24 bytes are stored inline, so short
 /// keys parse, clone, hash and drop without allocating. Use it instead of `String`
@@ -73,7 +73,7 @@ impl<T: differential_dataflow::ExchangeData + std::hash::Hash> Data for T {}
 /// Everything a pipeline module needs: `use tidemark::pipeline::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, ExactSum, InputDesc,
+        Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, EventTime, ExactSum, InputDesc,
         InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params, Pipeline,
         Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing, check_duration,
         top_k,

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::job::{JobOptions, RunningJob};
 use crate::pipeline::{Dataflow, DecodedParams, Diff, Registry, Time, TimeMode};
@@ -111,7 +110,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     let plan = Plan { dataflow, params, files, selected, names };
     if replay.workers <= 1 {
         // One worker runs on this thread: each batch is processed as it is read.
-        run(Arc::new(Inline::new()), plan, replay, out)
+        run(Inline::new(), plan, replay, out)
     } else {
         let runtime = Arc::new(Runtime::start(replay.workers).map_err(|e| failure(&e))?);
         run(runtime.clone(), plan, replay, out)?;
@@ -136,7 +135,7 @@ fn failure(e: &dyn std::fmt::Display) -> ReplayError {
 }
 
 /// Feeds the files through the job on `engine` and prints its outputs.
-fn run<E: Engine>(engine: Arc<E>, plan: Plan<'_>, replay: &Replay, out: &mut dyn Write) -> Result<(), ReplayError> {
+fn run<E: Engine>(engine: E, plan: Plan<'_>, replay: &Replay, out: &mut dyn Write) -> Result<(), ReplayError> {
     let Plan { dataflow, params, mut files, selected, names } = plan;
     let options = JobOptions {
         mode: if replay.changes { TimeMode::Exact } else { TimeMode::Compact },

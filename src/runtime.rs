@@ -237,6 +237,37 @@ impl Engine for Runtime {
     }
 }
 
+/// Engines are shared through smart pointers: a job holds one by value.
+macro_rules! engine_through {
+    ($($pointer:tt)*) => {
+        impl<E: Engine + ?Sized> Engine for $($pointer)*<E> {
+            fn workers(&self) -> usize {
+                (**self).workers()
+            }
+            fn failed(&self) -> bool {
+                (**self).failed()
+            }
+            fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
+                (**self).install(job, install)
+            }
+            fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
+                (**self).push(job, input, worker, batch)
+            }
+            fn advance(&self, job: JobId, input: usize, frontier: Time, watermark: Time) -> Result<(), RuntimeError> {
+                (**self).advance(job, input, frontier, watermark)
+            }
+            fn stop(&self, job: JobId) {
+                (**self).stop(job)
+            }
+            fn settle(&self, done: &dyn Fn() -> bool, timeout: Duration) -> bool {
+                (**self).settle(done, timeout)
+            }
+        }
+    };
+}
+engine_through!(std::sync::Arc);
+engine_through!(std::rc::Rc);
+
 /// A single worker on the calling thread: batches are processed as they are pushed,
 /// while still in cache, with no channels or thread hand-offs. For one-shot work such
 /// as `tidemark run` with one worker; not shareable between threads.
@@ -281,7 +312,8 @@ impl Engine for Inline {
     }
 
     fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
-        let (inputs, options) = worker::install_job(&mut self.worker.borrow_mut(), &install).map_err(RuntimeError::Build)?;
+        let (inputs, options) =
+            worker::install_job(&mut self.worker.borrow_mut(), &install).map_err(RuntimeError::Build)?;
         self.jobs.borrow_mut().insert(job, inputs);
         Ok(options)
     }

@@ -99,9 +99,20 @@ pub(crate) fn decode<P: Params>(given: &Map<String, Value>) -> Result<P, ParamEr
         }
         merged.insert(name.clone(), value.clone());
     }
-    let params: P = serde_path_to_error::deserialize(Value::Object(merged)).map_err(|e| {
-        let path = e.path().to_string();
-        ParamError { param: path, message: format!("has the wrong type: {}", e.inner()), malformed: true }
+    let params: P = serde_path_to_error::deserialize(Value::Object(merged.clone())).map_err(|e| {
+        let mut param = e.path().to_string();
+        if param == "." {
+            // Fields of flattened structs lose their path: find the parameter whose value
+            // breaks decoding by putting each given one back to its default in turn.
+            let defaults = defaults::<P>();
+            let culprit = given.keys().find(|name| {
+                let mut trial = merged.clone();
+                trial.insert((*name).clone(), defaults[*name].clone());
+                serde_json::from_value::<P>(Value::Object(trial)).is_ok()
+            });
+            param = culprit.cloned().unwrap_or(param);
+        }
+        ParamError { param, message: format!("has the wrong type: {}", e.inner()), malformed: true }
     })?;
     params.validate()?;
     Ok(params)
@@ -129,6 +140,26 @@ mod tests {
 
     fn decode_json(v: Value) -> Result<P, ParamError> {
         decode::<P>(v.as_object().unwrap())
+    }
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+    struct Flat {
+        k: u32,
+        #[serde(flatten)]
+        inner: Inner,
+    }
+    #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+    struct Inner {
+        lateness: u64,
+    }
+    impl Params for Flat {}
+
+    #[test]
+    fn errors_name_flattened_parameters() {
+        let e = decode::<Flat>(json!({"k": 1, "lateness": "soon"}).as_object().unwrap()).unwrap_err();
+        assert_eq!(e.param, "lateness", "{e}");
+        let ok = decode::<Flat>(json!({"lateness": 5}).as_object().unwrap()).unwrap();
+        assert_eq!(ok, Flat { k: 0, inner: Inner { lateness: 5 } });
     }
 
     #[test]

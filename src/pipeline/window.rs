@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod fixed;
 pub(crate) mod session;
 
-use super::{MAX_DURATION, ParamError, Time};
+use super::aggregate::Aggregate;
+use super::{Diff, InputOptions, MAX_DURATION, ParamError, Time, check_duration};
 
 /// How events are grouped into windows, as in the API: `{"tumbling": {"size": ms}}`,
 /// `{"sliding": {"size": ms, "slide": ms}}` or `{"session": {"gap": ms}}`.
@@ -157,6 +158,131 @@ impl Windowing {
     /// The lateness rule this windowing imposes on its input.
     pub fn lateness(&self) -> Lateness {
         Lateness::Windows { kind: self.kind, allowed: self.allowed_lateness }
+    }
+}
+
+/// The event-time parameters windowed pipelines share, as the API names them:
+/// `max_out_of_orderness`, `allowed_lateness`, `retention` and `emit`.
+/// Flatten it into a pipeline's parameter struct:
+///
+/// ```
+/// use tidemark::pipeline::prelude::*;
+///
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// pub struct MyParams {
+///     pub window: Option<WindowKind>,
+///     #[serde(flatten)]
+///     pub time: EventTime,
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTime {
+    /// The watermark trails the largest event time seen by this much (ms).
+    pub max_out_of_orderness: Time,
+    /// How long after its end a window still accepts events (ms).
+    pub allowed_lateness: Time,
+    /// How long a final window stays in the output (ms); `None` keeps it forever.
+    pub retention: Option<Time>,
+    /// When windowed results are emitted.
+    pub emit: Emit,
+}
+
+impl Default for EventTime {
+    fn default() -> Self {
+        EventTime { max_out_of_orderness: 0, allowed_lateness: 0, retention: Some(3_600_000), emit: Emit::Eager }
+    }
+}
+
+impl EventTime {
+    /// Checks that the durations are in range.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        check_duration("max_out_of_orderness", self.max_out_of_orderness)?;
+        check_duration("allowed_lateness", self.allowed_lateness)?;
+        check_duration("retention", self.retention.unwrap_or(0))
+    }
+
+    /// Windows of `kind` with these lateness, retention and emission settings.
+    pub fn windowing(&self, kind: WindowKind) -> Windowing {
+        Windowing { kind, allowed_lateness: self.allowed_lateness, retention: self.retention, emit: self.emit }
+    }
+
+    /// The options of an input with this out-of-orderness and lateness rule `lateness`.
+    pub fn input(&self, lateness: Lateness) -> InputOptions {
+        InputOptions { max_out_of_orderness: self.max_out_of_orderness, lateness }
+    }
+}
+
+/// One window's aggregate and the row its output shows.
+pub(crate) struct WindowState<A: Aggregate> {
+    /// The inputs' aggregate; `None` once the window is final (inputs retired).
+    pub(crate) state: Option<A::State>,
+    /// Net multiplicity of the window's events.
+    pub(crate) count: Diff,
+    /// The value currently in the output.
+    pub(crate) shown: Option<A::Out>,
+}
+
+/// Output changes of windowed results: `((key, window, value), time, diff)`.
+pub(crate) type WindowChanges<K, O> = Vec<((K, Window, O), Time, Diff)>;
+
+/// What [`WindowState::flush`] found.
+pub(crate) struct Flushed {
+    /// The window must stay: it is open, or final but to be retracted at eviction.
+    pub(crate) keep: bool,
+    /// The window became final in this flush (its inputs may be dropped).
+    pub(crate) retired: bool,
+}
+
+impl<A: Aggregate> WindowState<A> {
+    /// A live window holding `state` of `count` events, not shown yet.
+    pub(crate) fn new(state: A::State, count: Diff) -> Self {
+        WindowState { state: Some(state), count, shown: None }
+    }
+
+    /// Folds in an update (ignored once final).
+    pub(crate) fn update(&mut self, agg: &A, value: &A::In, diff: Diff) {
+        if let Some(state) = self.state.as_mut() {
+            agg.update(state, value, diff);
+            self.count += diff;
+        }
+    }
+
+    /// Brings the row shown for `window` up to date at watermark `w`, appending the
+    /// changes at `time`: nothing before the window is due to emit, its live value until
+    /// it is final, the frozen final value until eviction, nothing after.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn flush<K: Clone>(
+        &mut self,
+        agg: &A,
+        windowing: &Windowing,
+        w: Time,
+        key: &K,
+        window: Window,
+        time: Time,
+        out: &mut WindowChanges<K, A::Out>,
+    ) -> Flushed {
+        let evicted = windowing.evict_at(&window).is_some_and(|at| w >= at);
+        let wanted = if evicted || w < windowing.emit_at(&window) {
+            None
+        } else {
+            match &self.state {
+                Some(state) => (self.count > 0).then(|| agg.output(state)),
+                None => self.shown.clone(),
+            }
+        };
+        if wanted != self.shown {
+            if let Some(old) = self.shown.take() {
+                out.push(((key.clone(), window, old), time, -1));
+            }
+            if let Some(new) = wanted.clone() {
+                out.push(((key.clone(), window, new), time, 1));
+            }
+            self.shown = wanted;
+        }
+        let retired = w >= windowing.final_at(&window) && self.state.take().is_some();
+        // A final window stays only to be retracted at eviction, if ever.
+        let keep = self.state.is_some() || (self.shown.is_some() && windowing.retention.is_some());
+        Flushed { keep, retired }
     }
 }
 

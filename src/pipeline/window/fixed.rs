@@ -10,6 +10,7 @@
 use super::super::aggregate::Aggregate;
 use super::super::keyed::{KeySlots, KeyedLogic, Timers};
 use super::super::{Data, Diff, Time, Window, Windowing};
+use super::WindowState;
 
 /// The [`KeyedLogic`] of tumbling and sliding windows.
 pub(crate) struct FixedWindows<K, A: Aggregate> {
@@ -22,12 +23,7 @@ pub(crate) struct FixedWindows<K, A: Aggregate> {
 
 struct Win<A: Aggregate> {
     window: Window,
-    /// The inputs' aggregate; `None` once the window is final.
-    state: Option<A::State>,
-    /// Net multiplicity of the window's events.
-    count: Diff,
-    /// The value currently in the output.
-    shown: Option<A::Out>,
+    state: WindowState<A>,
 }
 
 impl<K: Data, A: Aggregate> FixedWindows<K, A> {
@@ -62,14 +58,11 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
                     {
                         self.timers.schedule(at, id);
                     }
-                    open.push(Win { window, state: Some(A::State::default()), count: 0, shown: None });
+                    open.push(Win { window, state: WindowState::new(A::State::default(), 0) });
                     open.last_mut().expect("just pushed")
                 }
             };
-            if let Some(state) = win.state.as_mut() {
-                self.agg.update(state, &value, diff);
-                win.count += diff;
-            }
+            win.state.update(&self.agg, &value, diff);
         }
         self.keys.mark(id);
     }
@@ -85,31 +78,7 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
         let (w, windowing) = (self.watermark, self.windowing);
         for id in self.keys.take_dirty() {
             let Some((key, open)) = self.keys.get(id) else { continue };
-            open.retain_mut(|win| {
-                let evicted = windowing.evict_at(&win.window).is_some_and(|at| w >= at);
-                let wanted = if evicted || w < windowing.emit_at(&win.window) {
-                    None
-                } else {
-                    match &win.state {
-                        Some(state) => (win.count > 0).then(|| self.agg.output(state)),
-                        None => win.shown.clone(),
-                    }
-                };
-                if wanted != win.shown {
-                    if let Some(old) = win.shown.take() {
-                        out.push(((key.clone(), win.window, old), time, -1));
-                    }
-                    if let Some(new) = wanted.clone() {
-                        out.push(((key.clone(), win.window, new), time, 1));
-                    }
-                    win.shown = wanted;
-                }
-                if w >= windowing.final_at(&win.window) {
-                    win.state = None;
-                }
-                // A final window stays only to be retracted at eviction, if ever.
-                win.state.is_some() || (win.shown.is_some() && windowing.retention.is_some())
-            });
+            open.retain_mut(|win| win.state.flush(&self.agg, &windowing, w, key, win.window, time, out).keep);
             if open.is_empty() {
                 self.keys.release(id);
             }

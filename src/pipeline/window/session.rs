@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::super::aggregate::Aggregate;
 use super::super::keyed::{KeySlots, KeyedLogic, Timers};
 use super::super::{Data, Diff, Time, Window, WindowKind, Windowing};
+use super::WindowState;
 
 /// The [`KeyedLogic`] of session windows.
 pub(crate) struct Sessions<K, A: Aggregate> {
@@ -39,10 +40,7 @@ impl<A: Aggregate> Default for KeySessions<A> {
 
 struct Session<A: Aggregate> {
     end: Time,
-    /// The events' aggregate; `None` once the session is final.
-    state: Option<A::State>,
-    count: Diff,
-    shown: Option<A::Out>,
+    state: WindowState<A>,
 }
 
 impl<K: Data, A: Aggregate> Sessions<K, A> {
@@ -79,7 +77,7 @@ impl<A: Aggregate> KeySessions<A> {
 
     /// Whether a final session overlaps `[from, to)`.
     fn overlaps_final(&self, from: Time, to: Time) -> bool {
-        self.sessions.range(..to).rev().take_while(|(_, s)| s.end > from).any(|(_, s)| s.state.is_none())
+        self.sessions.range(..to).rev().take_while(|(_, s)| s.end > from).any(|(_, s)| s.state.state.is_none())
     }
 
     /// Removes the sessions overlapping `[from, to)`, keeping their shown rows to retract.
@@ -89,7 +87,7 @@ impl<A: Aggregate> KeySessions<A> {
         let mut taken = Vec::new();
         for start in starts {
             let mut session = self.sessions.remove(&start).expect("listed above");
-            if let Some(shown) = session.shown.take() {
+            if let Some(shown) = session.state.shown.take() {
                 self.gone.push((Window { start, end: session.end }, shown));
             }
             taken.push((start, session));
@@ -113,15 +111,13 @@ impl<A: Aggregate> KeySessions<A> {
                         windows.push(Window { start, end: s.end });
                         self.sessions.insert(start, s);
                     }
-                    let s = Session { end: ts + gap, state: Some(A::State::default()), count: 0, shown: None };
+                    let s = Session { end: ts + gap, state: WindowState::new(A::State::default(), 0) };
                     current = Some((ts, s));
                 }
             }
             let (_, s) = current.as_mut().expect("set above");
-            let state = s.state.as_mut().expect("rebuilt sessions are live");
             for (v, d) in values {
-                agg.update(state, v, *d);
-                s.count += d;
+                s.state.update(agg, v, *d);
             }
         }
         if let Some((start, s)) = current {
@@ -159,11 +155,11 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
             for (s_start, s) in taken {
                 start = start.min(s_start);
                 end = end.max(s.end);
-                count += s.count;
-                agg.merge(&mut state, s.state.expect("checked live above"));
+                count += s.state.count;
+                agg.merge(&mut state, s.state.state.expect("checked live above"));
             }
             agg.update(&mut state, &value, diff);
-            key_state.sessions.insert(start, Session { end, state: Some(state), count, shown: None });
+            key_state.sessions.insert(start, Session { end, state: WindowState::new(state, count) });
             vec![Window { start, end }]
         } else {
             // A retraction may split its session: rebuild it from the events.
@@ -194,28 +190,11 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
             let mut retired = Vec::new();
             sessions.sessions.retain(|&start, s| {
                 let window = Window { start, end: s.end };
-                let evicted = windowing.evict_at(&window).is_some_and(|at| w >= at);
-                let wanted = if evicted || w < windowing.emit_at(&window) {
-                    None
-                } else {
-                    match &s.state {
-                        Some(state) => (s.count > 0).then(|| self.agg.output(state)),
-                        None => s.shown.clone(),
-                    }
-                };
-                if wanted != s.shown {
-                    if let Some(old) = s.shown.take() {
-                        out.push(((key.clone(), window, old), time, -1));
-                    }
-                    if let Some(new) = wanted.clone() {
-                        out.push(((key.clone(), window, new), time, 1));
-                    }
-                    s.shown = wanted;
-                }
-                if w >= windowing.final_at(&window) && s.state.take().is_some() {
+                let flushed = s.state.flush(&self.agg, &windowing, w, key, window, time, out);
+                if flushed.retired {
                     retired.push(window);
                 }
-                s.state.is_some() || (s.shown.is_some() && windowing.retention.is_some())
+                flushed.keep
             });
             // A final session's events can no longer matter.
             for window in retired {
