@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ingest::IngestReport;
 use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
@@ -265,6 +265,23 @@ impl<E: Engine> RunningJob<E> {
     /// The current watermark of input `input`.
     pub fn watermark(&self, input: usize) -> Time {
         self.inputs[input].router.lock().expect("router lock").clock.watermark()
+    }
+
+    /// The processing-time fallback: moves the watermark of every input that has had no
+    /// records for the job's idle timeout as if event time had kept passing at the
+    /// wall-clock rate since its last record. A server calls this periodically.
+    pub fn tick(&self, now: Instant) -> Result<(), JobError> {
+        let Some(idle) = self.params.idle_timeout else { return Ok(()) };
+        for (i, port) in self.inputs.iter().enumerate() {
+            let mut router = port.router.lock().expect("router lock");
+            let (Some(max_ts), Some(last)) = (router.max_ts, router.last_arrival) else { continue };
+            let quiet = now.saturating_duration_since(last);
+            if quiet >= idle {
+                router.clock.follow_wall_clock(max_ts, quiet);
+                self.flush(i, &mut router, 0)?;
+            }
+        }
+        self.dead_letters(Vec::new())
     }
 
     /// The largest valid event time input `input` has seen.

@@ -36,9 +36,9 @@ fn printed(case: &Path, workers: usize, chunk_lines: usize) -> String {
             .iter()
             .map(|(name, file)| (name.clone(), case.join(file.as_str().expect("file name"))))
             .collect(),
-        params: spec["params"].as_object().map_or_else(Vec::new, |p| {
-            p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
-        }),
+        params: spec["params"]
+            .as_object()
+            .map_or_else(Vec::new, |p| p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()),
         outputs: strings(&spec["outputs"]),
         changes: spec["changes"].as_bool().unwrap_or(false),
         workers,

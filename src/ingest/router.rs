@@ -85,6 +85,14 @@ impl InputClock {
         self.watermark = self.watermark.max(ts.saturating_sub(self.max_out_of_orderness));
     }
 
+    /// Raises the watermark as if event time had kept passing at the wall clock's
+    /// rate for `quiet` since the largest event time `max_ts` was seen: the
+    /// processing-time fallback for inputs that went quiet.
+    pub fn follow_wall_clock(&mut self, max_ts: Time, quiet: std::time::Duration) {
+        let elapsed = Time::try_from(quiet.as_millis()).unwrap_or(Time::MAX);
+        self.advance_to(max_ts.saturating_add(elapsed).saturating_sub(self.max_out_of_orderness));
+    }
+
     /// Raises the watermark to at least `watermark`.
     pub fn advance_to(&mut self, watermark: Time) {
         self.watermark = self.watermark.max(watermark.min(MAX_TS));
@@ -148,6 +156,8 @@ pub(crate) struct InputRouter {
     pub(crate) clock: InputClock,
     /// The largest valid event time seen.
     pub(crate) max_ts: Option<Time>,
+    /// When the last record with a valid event time arrived.
+    pub(crate) last_arrival: Option<std::time::Instant>,
     workers: usize,
     next: usize,
 }
@@ -155,7 +165,7 @@ pub(crate) struct InputRouter {
 impl InputRouter {
     pub(crate) fn new(name: &str, codec: Arc<dyn Codec>, options: InputOptions, workers: usize) -> InputRouter {
         let clock = InputClock::new(options.max_out_of_orderness);
-        InputRouter { name: name.into(), codec, options, clock, max_ts: None, workers, next: 0 }
+        InputRouter { name: name.into(), codec, options, clock, max_ts: None, last_arrival: None, workers, next: 0 }
     }
 
     /// Parses, judges and places `records`, in order.
@@ -189,7 +199,10 @@ impl InputRouter {
             self.clock.observe(ts);
         }
         report.watermark = self.clock.watermark();
-        self.max_ts = self.max_ts.max(max_ts);
+        if max_ts.is_some() {
+            self.max_ts = self.max_ts.max(max_ts);
+            self.last_arrival = Some(std::time::Instant::now());
+        }
         Routed { batches: batch.finish(), dead, report }
     }
 
@@ -269,6 +282,9 @@ mod tests {
         c.observe(200);
         assert_eq!(c.flush(0), Some((195, 195)));
         assert_eq!(c.flush(300), Some((300, 195)));
+        // A quiet input follows the wall clock from its largest event time.
+        c.follow_wall_clock(200, std::time::Duration::from_millis(2000));
+        assert_eq!(c.flush(0), Some((2195, 2195)));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use differential_dataflow::AsCollection;
 use serde_json::{Map, Value};
@@ -295,7 +296,22 @@ pub struct DecodedParams {
     pub(crate) typed: Arc<dyn Any + Send + Sync>,
     /// The effective parameters, defaults included.
     pub json: Map<String, Value>,
+    /// After how long without records an input's watermark advances with the wall
+    /// clock (`idle_timeout_ms`; `None`: never).
+    pub idle_timeout: Option<Duration>,
 }
+
+impl std::fmt::Debug for DecodedParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedParams").field("json", &self.json).field("idle_timeout", &self.idle_timeout).finish()
+    }
+}
+
+/// The job-level parameter every dataflow accepts: after how many milliseconds without
+/// records an input's watermark follows the wall clock (`null`: never).
+pub const IDLE_TIMEOUT: &str = "idle_timeout_ms";
+/// Its default.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
 
 trait ErasedPipeline: Send + Sync {
     fn description(&self) -> &Description;
@@ -324,7 +340,7 @@ impl<P: Pipeline> ErasedPipeline for Erased<P> {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        Ok(DecodedParams { typed: Arc::new(typed), json })
+        Ok(DecodedParams { typed: Arc::new(typed), json, idle_timeout: None })
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &DecodedParams) -> Result<(), BuildError> {
@@ -350,14 +366,29 @@ impl Dataflow {
         &self.description().name
     }
 
-    /// The parameters and their defaults.
+    /// The parameters and their defaults, including the job-level `idle_timeout_ms`.
     pub fn default_params(&self) -> Map<String, Value> {
-        self.0.defaults()
+        let mut defaults = self.0.defaults();
+        defaults.insert(IDLE_TIMEOUT.into(), DEFAULT_IDLE_TIMEOUT_MS.into());
+        defaults
     }
 
     /// Decodes and validates job parameters (missing ones take their defaults).
     pub fn decode_params(&self, given: &Map<String, Value>) -> Result<DecodedParams, ParamError> {
-        self.0.decode(given)
+        let mut given = given.clone();
+        let idle = match given.remove(IDLE_TIMEOUT) {
+            None => Some(DEFAULT_IDLE_TIMEOUT_MS),
+            Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|ms| *ms > 0).ok_or_else(|| ParamError {
+                param: IDLE_TIMEOUT.into(),
+                message: format!("must be a positive number of milliseconds or null, got {v}"),
+                malformed: !v.is_number(),
+            })?),
+        };
+        let mut decoded = self.0.decode(&given)?;
+        decoded.json.insert(IDLE_TIMEOUT.into(), idle.map_or(Value::Null, Value::from));
+        decoded.idle_timeout = idle.map(Duration::from_millis);
+        Ok(decoded)
     }
 
     /// Output names in order, `dead_letter` last.

@@ -90,7 +90,12 @@ pub(crate) fn decode<P: Params>(given: &Map<String, Value>) -> Result<P, ParamEr
     let mut merged = defaults::<P>();
     for (name, value) in given {
         if !merged.contains_key(name) {
-            let known: Vec<_> = merged.keys().map(|k| format!("`{k}`")).collect();
+            let known: Vec<_> = merged
+                .keys()
+                .map(String::as_str)
+                .chain([super::dataflow::IDLE_TIMEOUT])
+                .map(|k| format!("`{k}`"))
+                .collect();
             return Err(ParamError {
                 param: name.clone(),
                 message: format!("is not a parameter of this dataflow (known: {})", known.join(", ")),
