@@ -47,6 +47,7 @@ pub struct InputPort {
     pub name: String,
     router: Mutex<InputRouter>,
     frontier: AtomicU64,
+    watermark: AtomicU64,
     stats: Mutex<InputStats>,
 }
 
@@ -79,6 +80,8 @@ pub struct RunningJob<E: Engine = Arc<Runtime>> {
     dead: Mutex<DeadLetters>,
     dead_frontier: AtomicU64,
     outputs: Vec<OutputPort>,
+    /// The least watermark of the inputs, which outputs report with their progress.
+    watermark: Arc<AtomicU64>,
 }
 
 impl<E: Engine> RunningJob<E> {
@@ -93,12 +96,16 @@ impl<E: Engine> RunningJob<E> {
     ) -> Result<Self, JobError> {
         let workers = runtime.workers();
         let description = dataflow.description();
+        let watermark = Arc::new(AtomicU64::new(0));
         let keys = description.outputs.iter().map(|o| o.key.clone()).chain([Vec::new()]);
         let outputs: Vec<OutputPort> = dataflow
             .output_names()
             .into_iter()
             .zip(keys)
-            .map(|(name, key)| OutputPort { name, key, rows: Materialized::new(workers, options.keep) })
+            .map(|(name, key)| {
+                let rows = Materialized::new(workers, options.keep, key.clone(), watermark.clone());
+                OutputPort { name, key, rows }
+            })
             .collect();
         let sinks = outputs.iter().map(|o| o.rows.clone() as Arc<dyn OutputSink>).collect();
         let install = Install {
@@ -117,6 +124,7 @@ impl<E: Engine> RunningJob<E> {
                 name: desc.name.clone(),
                 router: Mutex::new(InputRouter::new(&desc.name, desc.codec.clone(), opts, workers)),
                 frontier: AtomicU64::new(0),
+                watermark: AtomicU64::new(0),
                 stats: Mutex::new(InputStats::default()),
             })
             .collect();
@@ -130,6 +138,7 @@ impl<E: Engine> RunningJob<E> {
             dead: Mutex::new(DeadLetters::new(options.dead_letter_retention)),
             dead_frontier: AtomicU64::new(0),
             outputs,
+            watermark,
         })
     }
 
@@ -262,6 +271,11 @@ impl<E: Engine> RunningJob<E> {
         *self.inputs[input].stats.lock().expect("stats lock")
     }
 
+    /// The least watermark of the job's inputs.
+    pub fn job_watermark(&self) -> Time {
+        self.watermark.load(Ordering::SeqCst)
+    }
+
     /// The current watermark of input `input`.
     pub fn watermark(&self, input: usize) -> Time {
         self.inputs[input].router.lock().expect("router lock").clock.watermark()
@@ -298,6 +312,9 @@ impl<E: Engine> RunningJob<E> {
         if let Some((frontier, watermark)) = router.clock.flush(at_least) {
             self.runtime.advance(self.id, input, frontier, watermark)?;
             self.inputs[input].frontier.store(frontier, Ordering::SeqCst);
+            self.inputs[input].watermark.store(watermark, Ordering::SeqCst);
+            let least = self.inputs.iter().map(|i| i.watermark.load(Ordering::SeqCst)).min().unwrap_or(watermark);
+            self.watermark.store(least, Ordering::SeqCst);
         }
         Ok(())
     }

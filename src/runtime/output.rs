@@ -5,15 +5,37 @@
 //! workers' frontiers; a change becomes part of the output once that frontier passes
 //! its time, so every reader sees the output exactly as of a frontier.
 
+mod key;
+mod served;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use foldhash::HashMap;
+use tokio::sync::watch;
+
+pub use key::{KeyAtom, OrdF64, RowKey, row_key};
+pub use served::{Batch, Query, SUBSCRIBER_QUEUE, Start, Step, Subscription, Unanswerable, matches};
 
 use crate::pipeline::{Diff, Time};
+use served::Served;
 
 /// A row as JSON text (an object).
 pub type RowText = Arc<str>;
+
+/// One change of an output, as a worker's sink hands it over.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// The row.
+    pub row: RowText,
+    /// The values of its key fields, when the output wants them (see
+    /// [`OutputSink::key_fields`]).
+    pub key: Option<RowKey>,
+    /// When it changed.
+    pub time: Time,
+    /// By how much its multiplicity changed.
+    pub diff: Diff,
+}
 
 /// Receives an output's changes from the workers.
 ///
@@ -22,8 +44,10 @@ pub type RowText = Arc<str>;
 ///   frontiers only move forward (`None`: the worker's output closed).
 /// - Calls come from worker threads and must not block for long.
 pub trait OutputSink: Send + Sync + 'static {
+    /// The fields whose values each change should carry as its key (none: no key).
+    fn key_fields(&self) -> &[String];
     /// Consolidated changes of one worker, at times its frontier has passed.
-    fn changes(&self, worker: usize, changes: Vec<(RowText, Time, Diff)>);
+    fn changes(&self, worker: usize, changes: Vec<Change>);
     /// One worker's frontier moved.
     fn frontier(&self, worker: usize, frontier: Option<Time>);
 }
@@ -31,8 +55,12 @@ pub trait OutputSink: Send + Sync + 'static {
 /// What an output keeps of its changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
-    /// The current rows, for random access (a served output).
-    Rows,
+    /// The current rows indexed by key, the last `history` changes, and a broadcast of
+    /// every step: a served output.
+    Served {
+        /// How many recent changes to keep for `as_of` queries and resuming subscribers.
+        history: usize,
+    },
     /// Every change with its time (`tidemark run --changes`).
     Changes,
     /// Only the rows as of the end: changes are appended and consolidated by sorting
@@ -41,7 +69,7 @@ pub enum Keep {
 }
 
 enum Store {
-    Rows(HashMap<RowText, Diff>),
+    Served(Served),
     Changes(Vec<(Time, RowText, Diff)>),
     Final { log: Vec<(RowText, Diff)>, consolidated: usize },
 }
@@ -50,27 +78,87 @@ enum Store {
 pub struct Materialized {
     state: Mutex<State>,
     moved: Condvar,
+    frontier_watch: watch::Sender<Option<Time>>,
+    key_fields: Vec<String>,
+    watermark: Arc<AtomicU64>,
 }
 
 struct State {
     workers: Vec<Option<Time>>,
     frontier: Option<Time>,
-    pending: Vec<(RowText, Time, Diff)>,
+    pending: Vec<Change>,
     store: Store,
 }
 
 impl Materialized {
-    /// An empty output fed by `workers` workers, keeping what `keep` says.
-    pub fn new(workers: usize, keep: Keep) -> Arc<Materialized> {
+    /// An empty output fed by `workers` workers, keeping what `keep` says, keyed by
+    /// `key_fields`; progress reports the job watermark `watermark`.
+    pub fn new(workers: usize, keep: Keep, key_fields: Vec<String>, watermark: Arc<AtomicU64>) -> Arc<Materialized> {
         let store = match keep {
-            Keep::Rows => Store::Rows(HashMap::default()),
+            Keep::Served { history } => Store::Served(Served::new(key_fields.clone(), history)),
             Keep::Changes => Store::Changes(Vec::new()),
             Keep::Final => Store::Final { log: Vec::new(), consolidated: 0 },
         };
+        let key_fields = if matches!(keep, Keep::Served { .. }) { key_fields } else { Vec::new() };
         Arc::new(Materialized {
             state: Mutex::new(State { workers: vec![Some(0); workers], frontier: Some(0), pending: Vec::new(), store }),
             moved: Condvar::new(),
+            frontier_watch: watch::channel(Some(0)).0,
+            key_fields,
+            watermark,
         })
+    }
+
+    /// The job watermark reported with this output's progress.
+    pub fn watermark(&self) -> Time {
+        self.watermark.load(Ordering::SeqCst)
+    }
+
+    /// Waits (asynchronously) until the frontier passes `time`; false on timeout.
+    pub async fn wait_past(&self, time: Time, timeout: Duration) -> bool {
+        let mut frontier = self.frontier_watch.subscribe();
+        let passed = frontier.wait_for(|f| f.is_none_or(|f| f > time));
+        matches!(tokio::time::timeout(timeout, passed).await, Ok(Ok(_)))
+    }
+
+    /// The content matching `query` with the frontier and watermark it is complete at.
+    /// For `as_of`, the frontier must already have passed that time.
+    pub fn query(&self, query: &Query) -> Result<(Option<Time>, Vec<(RowText, Diff)>), Unanswerable> {
+        let state = self.state.lock().expect("output lock");
+        match &state.store {
+            Store::Served(served) => Ok((state.frontier, served.query(query)?)),
+            _ => Err(Unanswerable::NotServed),
+        }
+    }
+
+    /// Starts a subscription, atomically with the content or history it starts from.
+    pub fn subscribe(&self, start: Start) -> Result<Subscription, Unanswerable> {
+        let state = self.state.lock().expect("output lock");
+        match &state.store {
+            Store::Served(served) => served.subscribe(start, state.frontier),
+            _ => Err(Unanswerable::NotServed),
+        }
+    }
+
+    /// The number of rows at the frontier (with multiplicities), for a served output.
+    pub fn len(&self) -> usize {
+        match &self.state.lock().expect("output lock").store {
+            Store::Served(served) => served.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a served output holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The oldest time a served output's history covers.
+    pub fn since(&self) -> Time {
+        match &self.state.lock().expect("output lock").store {
+            Store::Served(served) => served.since(),
+            _ => 0,
+        }
     }
 
     /// The output frontier: complete for all times below it (`None`: closed).
@@ -97,20 +185,19 @@ impl Materialized {
     pub fn snapshot(&self) -> (Option<Time>, Vec<(RowText, Diff)>) {
         let mut state = self.state.lock().expect("output lock");
         let frontier = state.frontier;
-        let mut rows: Vec<_> = match &mut state.store {
-            Store::Rows(rows) => rows.iter().map(|(r, d)| (r.clone(), *d)).collect(),
+        let rows = match &mut state.store {
+            Store::Served(served) => served.query(&Query::default()).unwrap_or_default(),
             Store::Changes(changes) => {
                 let mut rows: Vec<_> = changes.iter().map(|(_, r, d)| (r.clone(), *d)).collect();
                 consolidate(&mut rows);
-                return (frontier, rows);
+                rows
             }
             Store::Final { log, consolidated } => {
                 consolidate(log);
                 *consolidated = log.len();
-                return (frontier, log.clone());
+                log.clone()
             }
         };
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         (frontier, rows)
     }
 
@@ -143,13 +230,7 @@ impl Materialized {
 impl Store {
     fn apply(&mut self, row: RowText, time: Time, diff: Diff) {
         match self {
-            Store::Rows(rows) => {
-                let n = rows.entry(row.clone()).or_insert(0);
-                *n += diff;
-                if *n == 0 {
-                    rows.remove(&row);
-                }
-            }
+            Store::Served(_) => unreachable!("served outputs apply whole steps"),
             Store::Changes(changes) => changes.push((time, row, diff)),
             Store::Final { log, consolidated } => {
                 log.push((row, diff));
@@ -179,7 +260,11 @@ fn consolidate(rows: &mut Vec<(RowText, Diff)>) {
 }
 
 impl OutputSink for Materialized {
-    fn changes(&self, _worker: usize, changes: Vec<(RowText, Time, Diff)>) {
+    fn key_fields(&self) -> &[String] {
+        &self.key_fields
+    }
+
+    fn changes(&self, _worker: usize, changes: Vec<Change>) {
         self.state.lock().expect("output lock").pending.extend(changes);
     }
 
@@ -192,10 +277,13 @@ impl OutputSink for Materialized {
         }
         state.frontier = global;
         let State { pending, store, .. } = &mut *state;
-        for (row, time, diff) in pending.extract_if(.., |(_, t, _)| global.is_none_or(|f| *t < f)) {
-            store.apply(row, time, diff);
+        let done = pending.extract_if(.., |c| global.is_none_or(|f| c.time < f));
+        match store {
+            Store::Served(served) => served.step(done.collect(), global, self.watermark()),
+            store => done.for_each(|c| store.apply(c.row, c.time, c.diff)),
         }
         drop(state);
+        self.frontier_watch.send_replace(global);
         self.moved.notify_all();
     }
 }
@@ -210,11 +298,12 @@ mod tests {
 
     #[test]
     fn every_kind_of_store_shows_the_same_rows() {
-        for keep in [Keep::Rows, Keep::Changes, Keep::Final] {
-            let out = Materialized::new(2, keep);
+        let change = |r: &str, time, diff| Change { row: row(r), key: None, time, diff };
+        for keep in [Keep::Served { history: 100 }, Keep::Changes, Keep::Final] {
+            let out = Materialized::new(2, keep, Vec::new(), Arc::default());
             let sink: &dyn OutputSink = &*out;
-            sink.changes(0, vec![(row("b"), 1, 1), (row("a"), 2, 2), (row("c"), 9, 1)]);
-            sink.changes(1, vec![(row("b"), 3, -1), (row("d"), 4, 1)]);
+            sink.changes(0, vec![change("b", 1, 1), change("a", 2, 2), change("c", 9, 1)]);
+            sink.changes(1, vec![change("b", 3, -1), change("d", 4, 1)]);
             sink.frontier(0, Some(10));
             assert_eq!(out.frontier(), Some(0), "{keep:?}: worker 1 still at 0");
             sink.frontier(1, Some(5));

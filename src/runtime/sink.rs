@@ -6,7 +6,7 @@ use differential_dataflow::consolidation::consolidate_updates;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use super::output::{OutputSink, RowText};
+use super::output::{Change, OutputSink, row_key};
 use crate::pipeline::{Collection, Diff, Row, Time};
 
 /// Sends `rows`' changes to `target` as this worker's frontier passes their times:
@@ -26,9 +26,14 @@ pub(crate) fn sink<R: Row>(rows: Collection<'_, R>, name: &str, target: Arc<dyn 
         consolidate_updates(&mut ready);
         if !ready.is_empty() {
             ready.sort_by_key(|(_, t, _)| *t);
-            let changes: Vec<(RowText, Time, Diff)> = ready
+            let key_fields = target.key_fields();
+            let changes: Vec<Change> = ready
                 .drain(..)
-                .map(|(row, t, d)| (serde_json::to_string(&row).expect("rows serialize to JSON").into(), t, d))
+                .map(|(row, time, diff)| {
+                    let row: Arc<str> = serde_json::to_string(&row).expect("rows serialize to JSON").into();
+                    let key = (!key_fields.is_empty()).then(|| row_key(&row, key_fields));
+                    Change { row, key, time, diff }
+                })
                 .collect();
             target.changes(worker, changes);
         }
