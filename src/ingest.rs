@@ -7,6 +7,7 @@
 
 pub(crate) mod codec;
 pub mod format;
+pub mod generator;
 pub mod router;
 
 pub use router::{DeadLetter, IngestReport, InputClock, Reason, Rejected};
