@@ -1,10 +1,16 @@
 //! Jobs: a dataflow with parameters, running on the runtime, fed through routers.
 //!
+//! - [`spec`]: job specs as users write them, and their validation.
+//! - [`manager`]: the jobs of a server: persisted, restored, driven, deleted.
+//!
 //! A [`RunningJob`] owns, per declared input, the ingest router (watermark, lateness,
 //! placement) and, per output, the [`Materialized`] content its workers feed. It is
 //! the only place where ingest and runtime meet: routed batches go to the workers,
 //! then the input advances, then any dead letters follow on the job's dead-letter
 //! input.
+
+pub mod manager;
+pub mod spec;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -269,6 +275,11 @@ impl<E: Engine> RunningJob<E> {
     /// The counters of input `input`.
     pub fn input_stats(&self, input: usize) -> InputStats {
         *self.inputs[input].stats.lock().expect("stats lock")
+    }
+
+    /// The frontier input `input` has been advanced to.
+    pub fn input_frontier(&self, input: usize) -> Time {
+        self.inputs[input].frontier.load(Ordering::SeqCst)
     }
 
     /// The least watermark of the job's inputs.

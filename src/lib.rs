@@ -15,12 +15,16 @@
 //! - [`ingest`]: record framing, parsing, the event-time router, dead letters.
 //! - [`job`]: a dataflow with parameters running on the runtime, fed by routers.
 //! - [`replay`]: `tidemark run`, replaying files through a job.
+//! - [`serve`]: the HTTP service (axum), which never touches timely types.
+//! - [`config`]: the server's configuration file.
 //!
 //! The compiled-in pipelines live in `dataflows/`, outside this crate, and use only
 //! [`pipeline::prelude`]; the binary hands their [`pipeline::Registry`] to the library.
 
+pub mod config;
 pub mod ingest;
 pub mod job;
 pub mod pipeline;
 pub mod replay;
 pub mod runtime;
+pub mod serve;

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use timely::worker::Worker;
 
 pub use output::{
-    Batch, Change, Keep, KeyAtom, Materialized, OrdF64, OutputSink, Query, RowKey, RowText, SUBSCRIBER_QUEUE, Start,
-    Step, Subscription, Unanswerable, matches, row_key,
+    Batch, Change, Keep, KeyAtom, Materialized, OrdF64, OutputSink, Query, RowKey, RowText, Rows, SUBSCRIBER_QUEUE,
+    Start, Step, Subscription, Unanswerable, matches, row_key,
 };
 pub(crate) use sink::sink;
 pub(crate) use worker::{TypedInput, WorkerInput};

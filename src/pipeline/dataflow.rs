@@ -349,6 +349,12 @@ impl<P: Pipeline> ErasedPipeline for Erased<P> {
     }
 }
 
+impl std::fmt::Debug for Dataflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Dataflow").field(&self.name()).finish()
+    }
+}
+
 impl Dataflow {
     /// Wraps a pipeline.
     pub fn new<P: Pipeline>(pipeline: P) -> Dataflow {

@@ -23,6 +23,9 @@ use served::Served;
 /// A row as JSON text (an object).
 pub type RowText = Arc<str>;
 
+/// Rows with their multiplicities.
+pub type Rows = Vec<(RowText, Diff)>;
+
 /// One change of an output, as a worker's sink hands it over.
 #[derive(Clone, Debug)]
 pub struct Change {
@@ -123,7 +126,7 @@ impl Materialized {
 
     /// The content matching `query` with the frontier and watermark it is complete at.
     /// For `as_of`, the frontier must already have passed that time.
-    pub fn query(&self, query: &Query) -> Result<(Option<Time>, Vec<(RowText, Diff)>), Unanswerable> {
+    pub fn query(&self, query: &Query) -> Result<(Option<Time>, Rows), Unanswerable> {
         let state = self.state.lock().expect("output lock");
         match &state.store {
             Store::Served(served) => Ok((state.frontier, served.query(query)?)),

@@ -40,8 +40,9 @@ pub struct Step {
     pub frontier: Option<Time>,
     /// The job's watermark at the step.
     pub watermark: Time,
-    /// The step rendered for subscribers without filters, computed once for all of them.
-    pub rendered: OnceLock<Arc<str>>,
+    /// The step's batches rendered for subscribers that need them unfiltered, computed
+    /// once for all of them (one text per batch).
+    pub rendered: OnceLock<Arc<[String]>>,
 }
 
 /// A query for an output's content.

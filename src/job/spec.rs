@@ -1,0 +1,251 @@
+//! Job specs as users write them, and their validation.
+//!
+//! ```json
+//! {"name": "j1", "dataflow": "window_agg",
+//!  "params": {"window": {"tumbling": {"size": 10000}}},
+//!  "inputs": {"events": {"source": "http"}}}
+//! ```
+//!
+//! An input left out of `inputs` is fed over HTTP. Every error names the offending
+//! field (`inputs.events.rate`, `params.window`, ...), and says whether the request
+//! was malformed (a wrong type: 400) or well-formed but unusable (422).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ingest::generator::GeneratorSpec;
+use crate::pipeline::{Dataflow, DecodedParams, Registry};
+
+/// A job as submitted: a name, a dataflow, its parameters, and a source per input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Unique name: letters, digits, `-`, `_` and `.`, at most 64.
+    pub name: String,
+    /// A compiled-in dataflow.
+    pub dataflow: String,
+    /// Parameters of the dataflow (missing ones take their defaults).
+    #[serde(default)]
+    pub params: Map<String, Value>,
+    /// A source per input, as `{"source": "http" | "file" | "generator" | "kafka", ...}`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Value>,
+    /// Sinks per output (Kafka; not available in this build).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// Where an input's records come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Posted to `/api/v1/jobs/{job}/inputs/{input}`.
+    Http,
+    /// Read once from an NDJSON file when the job starts.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The built-in demo generator.
+    Generator(GeneratorSpec),
+}
+
+/// A spec that cannot become a job.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// The offending field, as a dotted path.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+    /// A stable code for the API (`invalid_spec`, `unknown_dataflow`, ...).
+    pub code: &'static str,
+    /// Malformed (a wrong type or shape: 400) rather than unusable (422).
+    pub malformed: bool,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>, malformed: bool) -> SpecError {
+        SpecError { field: field.into(), message: message.into(), code, malformed }
+    }
+}
+
+/// A spec checked against the registry, ready to start.
+#[derive(Clone, Debug)]
+pub struct ValidSpec {
+    /// The spec as submitted.
+    pub spec: JobSpec,
+    /// Its dataflow.
+    pub dataflow: Dataflow,
+    /// Its decoded parameters.
+    pub params: DecodedParams,
+    /// A source per declared input, in declaration order.
+    pub sources: Vec<Source>,
+}
+
+/// Parses a spec from a request body (400 errors name the field).
+pub fn parse(body: &[u8]) -> Result<JobSpec, SpecError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let code = if inner.is_syntax() || inner.is_eof() { "invalid_json" } else { "invalid_spec" };
+        SpecError::new(if field == "." { "body".into() } else { field }, code, inner.to_string(), true)
+    })?;
+    de.end().map_err(|e| SpecError::new("body", "invalid_json", e.to_string(), true))?;
+    Ok(spec)
+}
+
+/// Checks `spec` against the dataflows of `registry`.
+pub fn validate(spec: JobSpec, registry: &Registry) -> Result<ValidSpec, SpecError> {
+    check_name(&spec.name)?;
+    let dataflow = registry.get(&spec.dataflow).cloned().ok_or_else(|| {
+        let known: Vec<&str> = registry.iter().map(|d| d.name()).collect();
+        let message = format!("unknown dataflow `{}` (known: {})", spec.dataflow, known.join(", "));
+        SpecError::new("dataflow", "unknown_dataflow", message, false)
+    })?;
+    let params = dataflow.decode_params(&spec.params).map_err(|e| {
+        let field = format!("params.{}", e.param);
+        SpecError::new(field, "invalid_param", e.to_string(), e.malformed)
+    })?;
+    let declared = &dataflow.description().inputs;
+    if let Some(name) = spec.inputs.keys().find(|n| !declared.iter().any(|d| &d.name == *n)) {
+        let known: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
+        let message = format!("`{}` has no input `{name}` (inputs: {})", dataflow.name(), known.join(", "));
+        return Err(SpecError::new(format!("inputs.{name}"), "unknown_input", message, false));
+    }
+    let sources = declared
+        .iter()
+        .map(|d| match spec.inputs.get(&d.name) {
+            None => Ok(Source::Http),
+            Some(source) => source_of(&format!("inputs.{}", d.name), source),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = dataflow.output_names();
+    if let Some((name, _)) = spec.outputs.iter().next() {
+        let field = format!("outputs.{name}");
+        if !outputs.contains(name) {
+            let message = format!("`{}` has no output `{name}` (outputs: {})", dataflow.name(), outputs.join(", "));
+            return Err(SpecError::new(field, "unknown_output", message, false));
+        }
+        return Err(SpecError::new(field, "unsupported_sink", "output sinks are not available in this build", false));
+    }
+    Ok(ValidSpec { spec, dataflow, params, sources })
+}
+
+fn check_name(name: &str) -> Result<(), SpecError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        let message = format!("`{name}` is not a valid job name: use 1 to 64 letters, digits, `-`, `_` or `.`");
+        Err(SpecError::new("name", "invalid_name", message, false))
+    }
+}
+
+/// The source an input spec describes.
+fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
+    let Some(object) = spec.as_object() else {
+        return Err(SpecError::new(field, "invalid_source", "must be an object like {\"source\": \"http\"}", true));
+    };
+    let mut rest = object.clone();
+    let kind = rest.remove("source");
+    let sub = |name: &str| format!("{field}.{name}");
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("http") => {
+            if let Some(extra) = rest.keys().next() {
+                return Err(SpecError::new(sub(extra), "invalid_source", "http sources take no options", true));
+            }
+            Ok(Source::Http)
+        }
+        Some("file") => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct FileSpec {
+                path: PathBuf,
+            }
+            let file: FileSpec = serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
+                let path = e.path().to_string();
+                SpecError::new(
+                    sub(if path == "." { "path" } else { &path }),
+                    "invalid_source",
+                    e.inner().to_string(),
+                    true,
+                )
+            })?;
+            if let Err(e) = std::fs::File::open(&file.path) {
+                let message = format!("cannot read {}: {e}", file.path.display());
+                return Err(SpecError::new(sub("path"), "invalid_source", message, false));
+            }
+            Ok(Source::File { path: file.path })
+        }
+        Some("generator") => {
+            let generator: GeneratorSpec = serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { field.to_string() } else { sub(&path) };
+                SpecError::new(field, "invalid_source", e.inner().to_string(), true)
+            })?;
+            generator.validate().map_err(|message| SpecError::new(field, "invalid_source", message, false))?;
+            Ok(Source::Generator(generator))
+        }
+        Some("kafka") => Err(SpecError::new(
+            sub("source"),
+            "unsupported_source",
+            "kafka sources are not available in this build",
+            false,
+        )),
+        Some(other) => {
+            let message = format!("unknown source `{other}` (known: http, file, generator, kafka)");
+            Err(SpecError::new(sub("source"), "invalid_source", message, false))
+        }
+        None => {
+            Err(SpecError::new(sub("source"), "invalid_source", "is required: http, file, generator or kafka", true))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::new()
+    }
+
+    #[test]
+    fn parse_names_the_bad_field() {
+        let e = parse(br#"{"name": "a", "dataflow": 3}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code, e.malformed), ("dataflow", "invalid_spec", true));
+        let e = parse(br#"{"name": "a", "dataflow": "x", "extra": 1}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_spec");
+        assert!(e.message.contains("extra"), "{e}");
+        let e = parse(b"{\"name\": ").unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+    }
+
+    #[test]
+    fn names_are_safe_for_paths_and_urls() {
+        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert_eq!(check_name(bad).unwrap_err().code, "invalid_name", "{bad:?}");
+        }
+        assert!(check_name("demo-1_v2.0").is_ok());
+    }
+
+    #[test]
+    fn sources_are_checked() {
+        let e = source_of("inputs.x", &serde_json::json!({"source": "ftp"})).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("inputs.x.source", "invalid_source"));
+        let e = source_of("inputs.x", &serde_json::json!({"source": "http", "rate": 3})).unwrap_err();
+        assert_eq!(e.field, "inputs.x.rate");
+        let e = source_of("inputs.x", &serde_json::json!({"source": "file", "path": "/nonexistent"})).unwrap_err();
+        assert_eq!((e.field.as_str(), e.malformed), ("inputs.x.path", false));
+        assert_eq!(source_of("inputs.x", &serde_json::json!({"source": "http"})), Ok(Source::Http));
+        let e = validate(parse(br#"{"name":"a","dataflow":"nope"}"#).unwrap(), &registry()).unwrap_err();
+        assert_eq!(e.code, "unknown_dataflow");
+    }
+}

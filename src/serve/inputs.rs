@@ -1,0 +1,107 @@
+//! `/api/v1/jobs/{job}/inputs/{input}`: feeding records, and advancing watermarks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ingest::format::{json_array_records, ndjson_records};
+use crate::job::manager::{JobState, ManagedJob};
+use crate::job::spec::Source;
+
+pub(super) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v1/jobs/{job}/inputs/{input}", post(ingest))
+        .route("/api/v1/jobs/{job}/inputs/{input}/advance", post(advance))
+}
+
+/// The job and the index of one of its inputs fed over HTTP.
+fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>, usize), ApiError> {
+    let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found("job", job))?;
+    let index = managed.job.input_index(input).ok_or_else(|| ApiError::not_found("input", input))?;
+    if managed.sources[index] != Source::Http {
+        let message = format!("input `{input}` is not fed over HTTP (see the job's sources)");
+        return Err(ApiError::new(StatusCode::CONFLICT, "input_not_http", message));
+    }
+    if let (JobState::Failed, error) = managed.state() {
+        let message = format!("job `{job}` has failed: {}", error.unwrap_or_default());
+        return Err(ApiError::new(StatusCode::CONFLICT, "job_failed", message));
+    }
+    Ok((managed, index))
+}
+
+/// Feeds records, in order: a JSON array, or NDJSON with `Content-Type:
+/// application/x-ndjson`. One bad record is reported by its index and dead-lettered;
+/// it never rejects the others.
+async fn ingest(
+    State(app): State<AppState>,
+    Path((job, input)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (managed, index) = http_input(&app, &job, &input)?;
+    let body = body?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"));
+    let report = tokio::task::spawn_blocking(move || {
+        let records: Vec<&[u8]> = if ndjson {
+            ndjson_records(&body).collect()
+        } else {
+            json_array_records(&body).map_err(|e| {
+                let message = format!(
+                    "body must be a JSON array of records, or NDJSON with Content-Type application/x-ndjson: {e}"
+                );
+                ApiError::bad_request("invalid_json", message)
+            })?
+        };
+        managed.job.ingest(index, records).map_err(ApiError::from)
+    })
+    .await
+    .map_err(ApiError::unavailable)??;
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::unavailable)?))
+}
+
+/// Moves an input's watermark to at least the given one, and answers once every
+/// output reflects all input below it.
+async fn advance(
+    State(app): State<AppState>,
+    Path((job, input)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (managed, index) = http_input(&app, &job, &input)?;
+    let body: Value = serde_json::from_slice(&body?)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("body must be {{\"watermark\": T}}: {e}")))?;
+    let watermark = body.get("watermark").and_then(Value::as_u64).ok_or_else(|| {
+        ApiError::bad_request("invalid_watermark", "`watermark` must be a non-negative integer (ms of event time)")
+    })?;
+    let advancing = managed.clone();
+    let (_, watermark) = tokio::task::spawn_blocking(move || advancing.job.advance(index, watermark))
+        .await
+        .map_err(ApiError::unavailable)??;
+    let frontier = wait_complete(&managed, app.limits.wait).await?;
+    Ok(Json(json!({"watermark": watermark, "frontier": frontier})))
+}
+
+/// Waits until every output of `job` reflects all input so far; returns the least
+/// output frontier.
+async fn wait_complete(job: &ManagedJob, timeout: Duration) -> Result<Option<u64>, ApiError> {
+    let job = &job.job;
+    for (i, output) in job.outputs().iter().enumerate() {
+        let target = job.complete_at(i);
+        if target > 0 && !output.rows.wait_past(target - 1, timeout).await {
+            let message = format!("output `{}` did not reach frontier {target} within {timeout:?}", output.name);
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_complete", message));
+        }
+    }
+    Ok(job.outputs().iter().filter_map(|o| o.rows.frontier()).min())
+}

@@ -1,0 +1,114 @@
+//! `/api/v1/dataflows` and `/api/v1/jobs`: listing dataflows, creating, listing,
+//! describing and deleting jobs.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::job::manager::ManagedJob;
+use crate::job::spec::{self, Source};
+
+pub(super) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v1/dataflows", get(dataflows))
+        .route("/api/v1/jobs", get(list).post(create))
+        .route("/api/v1/jobs/{job}", get(describe).delete(delete))
+}
+
+async fn dataflows(State(app): State<AppState>) -> Json<Value> {
+    Json(app.jobs.registry().listing())
+}
+
+async fn list(State(app): State<AppState>) -> Json<Value> {
+    Json(Value::Array(app.jobs.list().iter().map(status).collect()))
+}
+
+async fn describe(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let job = app.jobs.get(&name).ok_or_else(|| ApiError::not_found("job", &name))?;
+    Ok(Json(status(&job)))
+}
+
+async fn create(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = spec::parse(&body?)?;
+    let jobs = app.clone();
+    let job = tokio::task::spawn_blocking(move || jobs.jobs.create(spec)).await.map_err(ApiError::unavailable)??;
+    Ok((StatusCode::CREATED, Json(status(&job))))
+}
+
+async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let jobs = app.clone();
+    let target = name.clone();
+    let deleted =
+        tokio::task::spawn_blocking(move || jobs.jobs.delete(&target)).await.map_err(ApiError::unavailable)?;
+    if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("job", &name)) }
+}
+
+/// A job as the API shows it: its spec, state, effective parameters, and per input
+/// and output where it stands.
+pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
+    let job = &managed.job;
+    let (state, error) = managed.state();
+    let inputs: Map<String, Value> = job
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let stats = job.input_stats(i);
+            let source = match &managed.sources[i] {
+                Source::Http => json!({"source": "http"}),
+                Source::File { path } => json!({"source": "file", "path": path}),
+                Source::Generator(spec) => {
+                    let mut spec = serde_json::to_value(spec).unwrap_or_default();
+                    if let Value::Object(spec) = &mut spec {
+                        spec.insert("source".into(), "generator".into());
+                    }
+                    spec
+                }
+            };
+            let entry = json!({
+                "source": source,
+                "watermark": job.watermark(i),
+                "frontier": job.input_frontier(i),
+                "accepted": stats.accepted,
+                "late": stats.late,
+                "too_late": stats.too_late,
+                "rejected": stats.rejected,
+            });
+            (input.name.clone(), entry)
+        })
+        .collect();
+    let outputs: Map<String, Value> = job
+        .outputs()
+        .iter()
+        .map(|o| {
+            let entry =
+                json!({"frontier": o.rows.frontier(), "rows": o.rows.len(), "key": o.key, "since": o.rows.since()});
+            (o.name.clone(), entry)
+        })
+        .collect();
+    let mut status = json!({
+        "name": managed.spec.name,
+        "dataflow": managed.spec.dataflow,
+        "state": state,
+        "params": job.params().json,
+        "watermark": job.job_watermark(),
+        "inputs": inputs,
+        "outputs": outputs,
+    });
+    if let Some(error) = error {
+        status["error"] = error.into();
+    }
+    status
+}
