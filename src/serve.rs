@@ -130,6 +130,11 @@ impl Server {
         let _ = self.task.await;
     }
 
+    /// Asks the server to stop without waiting for it (for `Drop` implementations).
+    pub fn signal_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Waits until the server stops (after [`Server::stop`] or a shutdown signal).
     pub async fn wait(self) {
         let _ = self.task.await;

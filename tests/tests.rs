@@ -12,4 +12,6 @@ mod jobs;
 #[allow(dead_code)]
 mod harness;
 mod operators;
+#[allow(dead_code)]
+mod service;
 mod window_agg_reference;

@@ -1,0 +1,119 @@
+//! Servers for HTTP tests: started in-process on 127.0.0.1 with a port of their own and
+//! a fresh data directory, and stopped by the test that started them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tidemark::job::manager::JobSettings;
+use tidemark::job::spec::JobSpec;
+use tidemark::serve::{Limits, ServeOptions, Server};
+
+/// A running test server.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// Kept so the directory lives as long as the server (and restarts can reuse it).
+    _dir: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+/// Options for [`TestServer::start_with`].
+#[derive(Clone)]
+pub struct TestOptions {
+    pub workers: usize,
+    pub jobs: Vec<JobSpec>,
+    pub limits: Limits,
+    pub settings: JobSettings,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions { workers: 2, jobs: Vec::new(), limits: Limits::default(), settings: JobSettings::default() }
+    }
+}
+
+impl TestServer {
+    /// A server with 2 workers, no jobs, default limits.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(TestOptions::default()).await
+    }
+
+    pub async fn start_with(options: TestOptions) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let mut server = TestServer::start_in(data_dir, options).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on `data_dir` (e.g. that of a stopped server, to test restarts).
+    pub async fn start_in(data_dir: PathBuf, options: TestOptions) -> TestServer {
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            workers: options.workers,
+            data_dir: Some(data_dir.clone()),
+            jobs: options.jobs,
+            settings: options.settings,
+            limits: options.limits,
+        };
+        let server = tidemark::serve::start(crate::dataflows::registry(), options).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        TestServer { server: Some(server), base, data_dir, _dir: None, client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server; the data directory stays (until the `TestServer` drops).
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// `GET path` → (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body → (status, JSON body).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.client.post(self.url(path)).json(body).send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with raw bytes and a content type → (status, JSON body).
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `DELETE path` → status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.client.delete(self.url(path)).send().await.expect("DELETE").status().as_u16()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A test that panics before `stop` still must not leave a server running.
+        if let Some(server) = self.server.take() {
+            server.signal_stop();
+        }
+    }
+}
