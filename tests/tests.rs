@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod dataflows;
 mod golden;
+mod http_api;
 mod jobs;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]
