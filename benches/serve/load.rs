@@ -126,7 +126,7 @@ async fn create_job(client: &reqwest::Client, base: &str, name: &str) {
 
 /// Reads an SSE stream; for every update carrying a marker key `m<n>`, records when
 /// it arrived under `n`.
-async fn subscribe(url: String, seen: Arc<Mutex<Vec<(u64, Instant)>>>, stop: Arc<AtomicBool>) {
+async fn subscribe(url: String, seen: Arrivals, stop: Arc<AtomicBool>) {
     let client = reqwest::Client::new();
     let response = client.get(url).send().await.expect("subscribe");
     let mut body = response.bytes_stream();
@@ -158,12 +158,15 @@ async fn subscribe(url: String, seen: Arc<Mutex<Vec<(u64, Instant)>>>, stop: Arc
     }
 }
 
+/// When each subscriber saw each marker.
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
 async fn latency(server: &ServerProcess, rate: u64, subscribers: usize, seconds: u64) -> (f64, f64, f64, usize) {
     let client = reqwest::Client::new();
     let job = format!("latency-{rate}");
     create_job(&client, &server.base, &job).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Vec<Arc<Mutex<Vec<(u64, Instant)>>>> = (0..subscribers).map(|_| Arc::default()).collect();
+    let seen: Vec<Arrivals> = (0..subscribers).map(|_| Arc::default()).collect();
     let url = format!("{}/api/v1/jobs/{job}/outputs/windows/subscribe?snapshot=false", server.base);
     let readers: Vec<_> = seen.iter().map(|s| tokio::spawn(subscribe(url.clone(), s.clone(), stop.clone()))).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -3,6 +3,7 @@
 //! failed (and the details are logged, not returned).
 
 use axum::Json;
+use axum::http::header;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -101,4 +102,38 @@ impl From<BytesRejection> for ApiError {
             ApiError::bad_request("invalid_body", e.body_text())
         }
     }
+}
+
+/// Gives every error answer the API's JSON shape, including those axum writes itself
+/// before a handler runs (a path segment that is not UTF-8, a method a route does not
+/// take, ...): their text becomes the message.
+pub(super) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
+        s if s.is_client_error() => "bad_request",
+        _ => "unavailable",
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text.into() };
+    let mut response = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n == header::ALLOW) {
+        response.headers_mut().insert(name, value.clone());
+    }
+    response
 }

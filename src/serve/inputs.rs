@@ -16,6 +16,7 @@ use super::error::ApiError;
 use crate::ingest::format::{json_array_records, ndjson_records};
 use crate::job::manager::{JobState, ManagedJob};
 use crate::job::spec::Source;
+use crate::pipeline::MAX_TS;
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -84,6 +85,10 @@ async fn advance(
     let watermark = body.get("watermark").and_then(Value::as_u64).ok_or_else(|| {
         ApiError::bad_request("invalid_watermark", "`watermark` must be a non-negative integer (ms of event time)")
     })?;
+    if watermark > MAX_TS {
+        let message = format!("`watermark` must be at most {MAX_TS} (the largest event time), got {watermark}");
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_watermark", message));
+    }
     let advancing = managed.clone();
     let (_, watermark) = tokio::task::spawn_blocking(move || advancing.job.advance(index, watermark))
         .await

@@ -76,6 +76,10 @@ async fn read(
             let message = format!("time {t} is not complete yet (frontier {:?}); try later", port.rows.frontier());
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_complete", message));
         }
+        // An output also passes every time when its job stops: make sure it did not.
+        if !app.jobs.get(&job).is_some_and(|current| Arc::ptr_eq(&current, &managed)) {
+            return Err(ApiError::not_found("job", &job));
+        }
     }
     let (frontier, rows) = port.rows.query(&read.query)?;
     let body = render(frontier, port.rows.watermark(), &rows);
