@@ -12,6 +12,7 @@ mod jobs;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]
 mod harness;
+mod http_streams;
 mod operators;
 #[allow(dead_code)]
 mod service;
