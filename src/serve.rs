@@ -81,6 +81,7 @@ pub fn router(app: AppState) -> Router {
         .merge(subscribe::routes())
         .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(app)
 }
 
