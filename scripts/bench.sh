@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh           # 1M and 5M events, 5 repetitions each, medians
 #   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
+#   scripts/bench.sh --serve   # the service: latency and throughput (benches/serve/load.rs)
 #
 # Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
 # (gitignored); the measurements also go to bench-data/results-window_agg.txt
@@ -16,7 +17,15 @@ quick=0
 case "${1:-}" in
     "") ;;
     --quick) quick=1 ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    --serve)
+        # The service: ingest-to-subscriber latency and HTTP ingest throughput
+        # (benches/serve/load.rs; see BENCHMARKS.md).
+        cargo build --release --bin tidemark --examples
+        mkdir -p bench-data/bin
+        cp target/release/tidemark target/release/examples/serve_load bench-data/bin/
+        bench-data/bin/serve_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-serve.txt
+        exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

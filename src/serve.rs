@@ -178,7 +178,12 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
         let stopped = async move {
             let _ = shutdown.wait_for(|down| *down).await;
         };
-        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+        // Subscribers get small writes often: send them at once rather than batching them (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serving = axum::serve(listener, router);
+        if let Err(error) = serving.with_graceful_shutdown(stopped).await {
             tracing::error!(%error, "server failed");
         }
         let jobs = app.clone();
