@@ -1054,3 +1054,51 @@ async fn the_binary_keeps_its_jobs_across_a_kill() {
     assert_eq!(posted.status().as_u16(), 200, "the restored job takes posts");
     drop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_later_of_since_and_last_event_id_is_where_a_client_resumes() {
+    // A browser's EventSource reconnects to its original URL (with its old `since`) and
+    // sends the newer resume point as `Last-Event-ID`: the later one counts.
+    let mut server = TestServer::start().await;
+    create_http_job(&server, "later", tumbling(1000, 3000)).await;
+    let f1 = resume_round(&server, "later", 1).await;
+    let f2 = resume_round(&server, "later", 2).await;
+    resume_round(&server, "later", 3).await;
+    let path = subscribe_path("later", &format!("?since={f1}"));
+    let mut both = Sse::open(&server, &path, &[("last-event-id", &f2.to_string())]).await.expect("resumes");
+    let first = both.expect_next().await;
+    assert_eq!(first.event, "update", "{first:?}");
+    let time = first.data["time"].as_u64().expect("time");
+    assert!(time >= f2, "resumed at time {time}, before the later resume point {f2}");
+    // Only the URL's `since`: the updates between f1 and f2 come too.
+    let mut only_since = Sse::subscribe(&server, &path).await;
+    let first = only_since.expect_next().await;
+    let time = first.data["time"].as_u64().expect("time");
+    assert!((f1..f2).contains(&time), "resumed at time {time}, expected within [{f1}, {f2})");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_point_beyond_the_frontier_is_gone() {
+    // Such a point was given out by an earlier instance of the output (before a restart
+    // rebuilt it): resuming would keep rows the server may no longer have.
+    let mut server = TestServer::start().await;
+    create_http_job(&server, "beyond", tumbling(1000, 3000)).await;
+    let f = resume_round(&server, "beyond", 1).await;
+    for (query, headers) in
+        [(format!("?since={}", f + 1), vec![]), (String::new(), vec![("last-event-id", "999999999")])]
+    {
+        let headers: Vec<(&str, &str)> = headers;
+        match Sse::open(&server, &subscribe_path("beyond", &query), &headers).await {
+            Err((status, body)) => {
+                assert_eq!(status, 410, "{body}");
+                assert_eq!(body["error"]["code"], "history_gone", "{body}");
+            }
+            Ok(_) => panic!("resuming beyond frontier {f} ({query} {headers:?}) was accepted"),
+        }
+    }
+    // The frontier itself is fine (nothing newer to send yet).
+    let mut at = Sse::subscribe(&server, &subscribe_path("beyond", &format!("?since={f}"))).await;
+    assert_eq!(at.expect_next().await.event, "progress");
+    server.stop().await;
+}

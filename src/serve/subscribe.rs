@@ -17,9 +17,11 @@
 //! - `end`: the server is shutting down; the stream ends.
 //!
 //! Query parameters: `snapshot=true|false` (default `true`); `since=f` (or the header
-//! `Last-Event-ID: f`) resumes after a progress message `f`: every update at a time
-//! `>= f` that the history still holds, then live (410 if the history no longer
-//! reaches back to `f`); any other name filters rows on that field, as for reads.
+//! `Last-Event-ID: f`; with both, the later) resumes after a progress message `f`:
+//! every update at a time `>= f` that the history still holds, then live. 410 if the
+//! history no longer reaches back to `f`, or if `f` is beyond the output's frontier —
+//! a resume point from before a restart, when the output was rebuilt: the client must
+//! subscribe again with a snapshot. Any other name filters rows on that field.
 //! A client that applies updates and remembers the last progress frontier it saw can
 //! reconnect with it and miss nothing and see nothing twice.
 
@@ -85,10 +87,11 @@ async fn subscribe(
             _ => {}
         }
     }
-    if since.is_none()
-        && let Some(last) = headers.get("last-event-id")
-    {
-        since = Some(parse_frontier("Last-Event-ID", last.to_str().unwrap_or_default())?);
+    // A browser's EventSource reconnects to the same URL with the newer resume point in
+    // `Last-Event-ID`: of the two, the later one is where the client stands.
+    if let Some(last) = headers.get("last-event-id") {
+        let last = parse_frontier("Last-Event-ID", last.to_str().unwrap_or_default())?;
+        since = Some(since.map_or(last, |s| s.max(last)));
     }
     let read = read_params(params, &["snapshot", "since"])?;
     let start = match since {

@@ -244,7 +244,10 @@ impl Served {
                 (Some(rows), Vec::new())
             }
             Start::Since(f) => {
-                if f < self.since {
+                // A resume point beyond the frontier was never given out by this output:
+                // it comes from one that was rebuilt (a restart), whose rows the client
+                // holds and this one may not.
+                if f < self.since || frontier.is_some_and(|now| f > now) {
                     return Err(Unanswerable::Gone { since: self.since });
                 }
                 (None, self.history.iter().filter(|b| b.time >= f).cloned().collect())
@@ -332,6 +335,10 @@ mod tests {
         assert!(matches!(s.subscribe(Start::Since(2), Some(9)), Err(Unanswerable::Gone { .. })));
         let sub = s.subscribe(Start::Since(6), Some(9)).unwrap();
         assert_eq!(sub.backlog.iter().map(|b| b.time).collect::<Vec<_>>(), vec![7, 8]);
+        // A resume point beyond the frontier comes from another (rebuilt) output.
+        assert!(matches!(s.subscribe(Start::Since(10), Some(9)), Err(Unanswerable::Gone { .. })));
+        assert!(s.subscribe(Start::Since(9), Some(9)).is_ok());
+        assert!(s.subscribe(Start::Since(10), None).is_ok());
     }
 
     #[test]
