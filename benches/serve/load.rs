@@ -186,8 +186,13 @@ async fn latency(server: &ServerProcess, rate: u64, subscribers: usize, seconds:
             body.push_str(&format!("{{\"key\":\"k{}\",\"ts\":{ts},\"value\":{i}}}\n", (n * 7 + i) % 100));
         }
         let at = Instant::now();
-        let response =
-            client.post(&post_url).header("content-type", "application/x-ndjson").body(body).send().await.expect("post");
+        let response = client
+            .post(&post_url)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
         assert!(response.status().is_success());
         sent.push((n, at));
         n += 1;
