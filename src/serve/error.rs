@@ -3,9 +3,9 @@
 //! failed (and the details are logged, not returned).
 
 use axum::Json;
-use axum::http::header;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -130,7 +130,8 @@ pub(super) async fn json_errors(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
-    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text.into() };
+    let message =
+        if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text.into() };
     let mut response = ApiError::new(status, code, message).into_response();
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n == header::ALLOW) {
         response.headers_mut().insert(name, value.clone());
