@@ -10,4 +10,4 @@ pub mod format;
 pub mod generator;
 pub mod router;
 
-pub use router::{DeadLetter, IngestReport, InputClock, Reason, Rejected};
+pub use router::{DeadLetter, IngestReport, InputClock, LaneState, Reason, Rejected};

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ingest::IngestReport;
-use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter};
+use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter, Routed};
+use crate::ingest::{IngestReport, LaneState};
 use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
 use crate::runtime::{Engine, Install, JobId, Keep, Materialized, OutputSink, Runtime, RuntimeError};
 
@@ -128,7 +128,7 @@ impl<E: Engine> RunningJob<E> {
             .zip(input_options)
             .map(|(desc, opts)| InputPort {
                 name: desc.name.clone(),
-                router: Mutex::new(InputRouter::new(&desc.name, desc.codec.clone(), opts, workers)),
+                router: Mutex::new(InputRouter::new(&desc.name, desc.codec.clone(), opts, workers, params.idle_timeout)),
                 frontier: AtomicU64::new(0),
                 watermark: AtomicU64::new(0),
                 stats: Mutex::new(InputStats::default()),
@@ -201,10 +201,42 @@ impl<E: Engine> RunningJob<E> {
         records: impl IntoIterator<Item = &'a [u8]>,
         advance: bool,
     ) -> Result<IngestReport, JobError> {
+        self.ingest_routed(input, advance, |router| router.route(records))
+    }
+
+    /// Feeds records of one partition (a *lane*, see [`crate::ingest::router`]) of
+    /// input `input`, in order; advances the input only if `advance`.
+    pub fn ingest_lane<'a>(
+        &self,
+        input: usize,
+        lane: usize,
+        records: impl IntoIterator<Item = &'a [u8]>,
+        advance: bool,
+    ) -> Result<IngestReport, JobError> {
+        self.ingest_routed(input, advance, |router| router.route_lane(lane, records, Instant::now()))
+    }
+
+    /// Declares that input `input` has (at least) `lanes` partitions: each holds the
+    /// watermark back until it has records or has been idle for the idle timeout.
+    pub fn add_lanes(&self, input: usize, lanes: usize) {
+        self.inputs[input].router.lock().expect("router lock").add_lanes(lanes, Instant::now());
+    }
+
+    /// The state of each lane of input `input`.
+    pub fn lanes(&self, input: usize) -> Vec<LaneState> {
+        self.inputs[input].router.lock().expect("router lock").lanes(Instant::now())
+    }
+
+    fn ingest_routed(
+        &self,
+        input: usize,
+        advance: bool,
+        route: impl FnOnce(&mut InputRouter) -> Routed,
+    ) -> Result<IngestReport, JobError> {
         let port = &self.inputs[input];
         let (report, dead) = {
             let mut router = port.router.lock().expect("router lock");
-            let routed = router.route(records);
+            let routed = route(&mut router);
             for (worker, batch) in routed.batches.into_iter().enumerate() {
                 if let Some(batch) = batch {
                     self.runtime.push(self.id, input, worker, batch)?;
@@ -299,12 +331,14 @@ impl<E: Engine> RunningJob<E> {
         let Some(idle) = self.params.idle_timeout else { return Ok(()) };
         for (i, port) in self.inputs.iter().enumerate() {
             let mut router = port.router.lock().expect("router lock");
-            let (Some(max_ts), Some(last)) = (router.max_ts, router.last_arrival) else { continue };
-            let quiet = now.saturating_duration_since(last);
-            if quiet >= idle {
-                router.clock.follow_wall_clock(max_ts, quiet);
-                self.flush(i, &mut router, 0)?;
+            router.follow_lanes(now);
+            if let (Some(max_ts), Some(last)) = (router.max_ts, router.last_arrival) {
+                let quiet = now.saturating_duration_since(last);
+                if quiet >= idle {
+                    router.clock.follow_wall_clock(max_ts, quiet);
+                }
             }
+            self.flush(i, &mut router, 0)?;
         }
         self.dead_letters(Vec::new())
     }

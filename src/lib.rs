@@ -14,6 +14,7 @@
 //! - [`runtime`]: timely workers, typed commands, output sinks.
 //! - [`ingest`]: record framing, parsing, the event-time router, dead letters.
 //! - [`job`]: a dataflow with parameters running on the runtime, fed by routers.
+//! - [`kafka`]: Kafka sources and exactly-once sinks (librdkafka threads).
 //! - [`replay`]: `tidemark run`, replaying files through a job.
 //! - [`serve`]: the HTTP service (axum), which never touches timely types.
 //! - [`config`]: the server's configuration file.
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod ingest;
 pub mod job;
+pub mod kafka;
 pub mod pipeline;
 pub mod replay;
 pub mod runtime;

@@ -9,6 +9,7 @@ mod dataflows;
 mod golden;
 mod http_api;
 mod jobs;
+mod kafka;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]
 mod harness;

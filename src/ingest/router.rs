@@ -14,9 +14,21 @@
 //! `W` moved while `F` did not (so operators learn the new watermark). `F` may thus
 //! run ahead of `W`; records placed later still take their windows from `ts` and their
 //! lateness from the stamp, so results do not depend on the batching.
+//!
+//! ## Lanes (partitions)
+//!
+//! An input fed by a partitioned source (Kafka) has one *lane* per partition. A lane
+//! keeps its own watermark `W_p` from its own records, and the input's watermark is
+//! the least `W_p` of the lanes that are not idle (a lane is idle when it has had no
+//! record for the job's idle timeout; before its first record it holds the input back
+//! for that long too). A record on lane `p` is judged and stamped against
+//! `max(W_p, W)`: as records keep their order within a partition but not across
+//! partitions, this is the reading that does not depend on how partitions interleave,
+//! so a replay of the same partitions judges every record the same way.
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +100,7 @@ impl InputClock {
     /// Raises the watermark as if event time had kept passing at the wall clock's
     /// rate for `quiet` since the largest event time `max_ts` was seen: the
     /// processing-time fallback for inputs that went quiet.
-    pub fn follow_wall_clock(&mut self, max_ts: Time, quiet: std::time::Duration) {
+    pub fn follow_wall_clock(&mut self, max_ts: Time, quiet: Duration) {
         let elapsed = Time::try_from(quiet.as_millis()).unwrap_or(Time::MAX);
         self.advance_to(max_ts.saturating_add(elapsed).saturating_sub(self.max_out_of_orderness));
     }
@@ -148,6 +160,23 @@ pub(crate) struct Routed {
     pub(crate) report: IngestReport,
 }
 
+/// One partition of an input: its own watermark, from its own records.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    watermark: Time,
+    /// When it last had a record with a valid event time, or was added.
+    active_at: Instant,
+}
+
+/// Where a lane stands, for status pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LaneState {
+    /// Its watermark: the largest event time seen on it minus `max_out_of_orderness`.
+    pub watermark: Time,
+    /// Whether it is idle, so that it does not hold the input's watermark back.
+    pub idle: bool,
+}
+
 /// Routes one input's records to the workers.
 pub(crate) struct InputRouter {
     name: String,
@@ -157,24 +186,97 @@ pub(crate) struct InputRouter {
     /// The largest valid event time seen.
     pub(crate) max_ts: Option<Time>,
     /// When the last record with a valid event time arrived.
-    pub(crate) last_arrival: Option<std::time::Instant>,
+    pub(crate) last_arrival: Option<Instant>,
+    /// After how long without records a lane stops holding the watermark back.
+    idle_timeout: Option<Duration>,
+    lanes: Vec<Lane>,
     workers: usize,
     next: usize,
 }
 
 impl InputRouter {
-    pub(crate) fn new(name: &str, codec: Arc<dyn Codec>, options: InputOptions, workers: usize) -> InputRouter {
+    pub(crate) fn new(
+        name: &str,
+        codec: Arc<dyn Codec>,
+        options: InputOptions,
+        workers: usize,
+        idle_timeout: Option<Duration>,
+    ) -> InputRouter {
         let clock = InputClock::new(options.max_out_of_orderness);
-        InputRouter { name: name.into(), codec, options, clock, max_ts: None, last_arrival: None, workers, next: 0 }
+        InputRouter {
+            name: name.into(),
+            codec,
+            options,
+            clock,
+            max_ts: None,
+            last_arrival: None,
+            idle_timeout,
+            lanes: Vec::new(),
+            workers,
+            next: 0,
+        }
     }
 
     /// Parses, judges and places `records`, in order.
     pub(crate) fn route<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Routed {
+        self.route_in(None, records, Instant::now())
+    }
+
+    /// Makes sure the input has at least `lanes` lanes; new ones start empty, holding
+    /// the watermark back until they have records or the idle timeout passes.
+    pub(crate) fn add_lanes(&mut self, lanes: usize, now: Instant) {
+        while self.lanes.len() < lanes {
+            self.lanes.push(Lane { watermark: 0, active_at: now });
+        }
+    }
+
+    /// Parses, judges and places `records` of lane `lane` (added if new), in order,
+    /// then raises the input's watermark to the least watermark of its active lanes.
+    pub(crate) fn route_lane<'a>(
+        &mut self,
+        lane: usize,
+        records: impl IntoIterator<Item = &'a [u8]>,
+        now: Instant,
+    ) -> Routed {
+        self.add_lanes(lane + 1, now);
+        let mut routed = self.route_in(Some(lane), records, now);
+        self.follow_lanes(now);
+        routed.report.watermark = self.clock.watermark();
+        routed
+    }
+
+    /// Raises the watermark to the least watermark of the lanes that are not idle at
+    /// `now` (if any is not).
+    pub(crate) fn follow_lanes(&mut self, now: Instant) {
+        let idle = self.idle_timeout;
+        let active = self.lanes.iter().filter(|l| idle.is_none_or(|idle| now.saturating_duration_since(l.active_at) < idle));
+        if let Some(least) = active.map(|l| l.watermark).min() {
+            self.clock.advance_to(least);
+        }
+    }
+
+    /// The state of each lane at `now`.
+    pub(crate) fn lanes(&self, now: Instant) -> Vec<LaneState> {
+        let idle = self.idle_timeout;
+        self.lanes
+            .iter()
+            .map(|l| LaneState {
+                watermark: l.watermark,
+                idle: idle.is_some_and(|idle| now.saturating_duration_since(l.active_at) >= idle),
+            })
+            .collect()
+    }
+
+    fn route_in<'a>(&mut self, lane: Option<usize>, records: impl IntoIterator<Item = &'a [u8]>, now: Instant) -> Routed {
         let records = records.into_iter();
         let mut batch = self.codec.batch(self.workers, records.size_hint().1.unwrap_or(1024).min(1 << 16));
         let mut report = IngestReport::default();
         let mut dead = Vec::new();
         let mut max_ts: Option<Time> = None;
+        if let Some(lane) = lane {
+            // A lane's records stay together on one worker, and lanes spread over workers.
+            self.next = lane % self.workers;
+        }
         for (index, text) in records.into_iter().enumerate() {
             let ts = match batch.parse(text) {
                 Ok(ts) => ts,
@@ -185,7 +287,10 @@ impl InputRouter {
                 }
             };
             max_ts = max_ts.max(Some(ts));
-            let w = self.clock.watermark();
+            let w = match lane {
+                Some(lane) => self.lanes[lane].watermark.max(self.clock.watermark()),
+                None => self.clock.watermark(),
+            };
             if self.options.lateness.too_late(ts, w) {
                 dead.push(self.dead_letter(text, Reason::TooLate, Some(ts)));
                 report.too_late += 1;
@@ -195,13 +300,24 @@ impl InputRouter {
             report.late += (ts < w) as u64;
             let time = self.clock.place(ts);
             batch.commit(self.next, time, w);
-            self.next = (self.next + 1) % self.workers;
-            self.clock.observe(ts);
+            match lane {
+                Some(lane) => {
+                    let lane = &mut self.lanes[lane];
+                    lane.watermark = lane.watermark.max(ts.saturating_sub(self.options.max_out_of_orderness));
+                }
+                None => {
+                    self.next = (self.next + 1) % self.workers;
+                    self.clock.observe(ts);
+                }
+            }
         }
         report.watermark = self.clock.watermark();
         if max_ts.is_some() {
             self.max_ts = self.max_ts.max(max_ts);
-            self.last_arrival = Some(std::time::Instant::now());
+            self.last_arrival = Some(now);
+            if let Some(lane) = lane {
+                self.lanes[lane].active_at = now;
+            }
         }
         Routed { batches: batch.finish(), dead, report }
     }
@@ -283,8 +399,58 @@ mod tests {
         assert_eq!(c.flush(0), Some((195, 195)));
         assert_eq!(c.flush(300), Some((300, 195)));
         // A quiet input follows the wall clock from its largest event time.
-        c.follow_wall_clock(200, std::time::Duration::from_millis(2000));
+        c.follow_wall_clock(200, Duration::from_millis(2000));
         assert_eq!(c.flush(0), Some((2195, 2195)));
+    }
+
+    fn router(idle_ms: u64) -> InputRouter {
+        let desc = crate::pipeline::InputDesc::of::<Probe>("events");
+        let options = InputOptions { max_out_of_orderness: 10, ..InputOptions::default() };
+        InputRouter::new("events", desc.codec, options, 2, Some(Duration::from_millis(idle_ms)))
+    }
+
+    #[derive(Clone, Debug, serde::Deserialize, serde::Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    struct Probe {
+        ts: Time,
+    }
+
+    impl crate::pipeline::Record for Probe {
+        const FIELDS: &'static [(&'static str, &'static str)] = &[("ts", "int")];
+        fn ts(&self) -> Time {
+            self.ts
+        }
+    }
+
+    fn texts(ts: &[Time]) -> Vec<Vec<u8>> {
+        ts.iter().map(|t| format!(r#"{{"ts":{t}}}"#).into_bytes()).collect()
+    }
+
+    #[test]
+    fn lanes_hold_the_watermark_at_their_least_and_judge_records_by_their_own() {
+        let mut r = router(1000);
+        let t0 = Instant::now();
+        r.add_lanes(2, t0);
+        let report = r.route_lane(0, texts(&[100, 200]).iter().map(|t| t.as_slice()), t0).report;
+        // Lane 1 has no records yet: it holds the input back.
+        assert_eq!((report.accepted, report.watermark), (2, 0));
+        let report = r.route_lane(1, texts(&[50]).iter().map(|t| t.as_slice()), t0).report;
+        assert_eq!(report.watermark, 40);
+        // Lane 0's watermark is 190: a record at 150 on it is late (judged by the lane),
+        // while on lane 1 (watermark 40) it is on time.
+        assert_eq!(r.route_lane(0, texts(&[150]).iter().map(|t| t.as_slice()), t0).report.late, 1);
+        assert_eq!(r.route_lane(1, texts(&[150]).iter().map(|t| t.as_slice()), t0).report.late, 0);
+        assert_eq!(r.clock.watermark(), 140);
+        // Lane 1 goes idle: lane 0 alone sets the watermark.
+        let later = t0 + Duration::from_millis(1500);
+        r.route_lane(0, texts(&[300]).iter().map(|t| t.as_slice()), later);
+        assert_eq!(r.clock.watermark(), 290);
+        assert_eq!(r.lanes(later), vec![
+            LaneState { watermark: 290, idle: false },
+            LaneState { watermark: 140, idle: true }
+        ]);
+        // Back from idle, its records are judged against the input's watermark.
+        assert_eq!(r.route_lane(1, texts(&[200]).iter().map(|t| t.as_slice()), later).report.late, 1);
+        assert_eq!(r.clock.watermark(), 290);
     }
 
     #[test]

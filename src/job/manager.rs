@@ -3,7 +3,14 @@
 //! Each job's spec is written to `DATA_DIR/jobs/<name>.json` (atomically: a temporary
 //! file, then a rename) when it is created and removed when it is deleted; at start
 //! the server restores every spec it finds. A job's data is not persisted: a job fed
-//! over HTTP starts empty again after a restart.
+//! over HTTP starts empty again after a restart, while a job fed from Kafka reads its
+//! topics again from the offsets fixed when it was created, kept in
+//! `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them on),
+//! and so rebuilds the results of an uninterrupted run.
+//!
+//! Kafka sources and sinks run on threads of their own ([`crate::kafka`]). Stopping a
+//! job stops its sinks first (so that they write nothing of the job's shutdown), then
+//! its sources, then its dataflow.
 //!
 //! A job with generator or file sources, or with an idle timeout, has a driver task:
 //! every 100 ms it feeds the generator's records and lets idle inputs follow the wall
@@ -12,21 +19,24 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::spec::{self, JobSpec, Source, SpecError};
+use super::spec::{self, JobSpec, Source, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::ingest::generator::Generator;
+use crate::kafka::{self, Offsets};
 use crate::pipeline::{Registry, Time, TimeMode};
 use crate::runtime::{Keep, Runtime};
 
 /// How often drivers feed generators and advance idle inputs.
 const DRIVER_PERIOD: Duration = Duration::from_millis(100);
+/// How long creating a job waits for Kafka brokers to tell its starting offsets.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings shared by every job of a server.
 #[derive(Clone, Debug)]
@@ -63,6 +73,10 @@ pub struct ManagedJob {
     pub job: RunningJob,
     status: Mutex<(JobState, Option<String>)>,
     driver: Mutex<Option<JoinHandle<()>>>,
+    /// Kafka sinks, by output index.
+    sink_specs: Vec<(usize, kafka::SinkSpec)>,
+    kafka_sources: Mutex<Vec<(usize, kafka::Source)>>,
+    kafka_sinks: Mutex<Vec<(usize, kafka::Sink)>>,
 }
 
 impl ManagedJob {
@@ -71,12 +85,35 @@ impl ManagedJob {
         self.status.lock().expect("status lock").clone()
     }
 
-    fn fail(&self, error: impl std::fmt::Display) {
-        tracing::error!(job = %self.spec.name, %error, "job failed");
-        *self.status.lock().expect("status lock") = (JobState::Failed, Some(error.to_string()));
+    /// Where the Kafka source of input `input` stands, if it has one.
+    pub fn kafka_source(&self, input: usize) -> Option<kafka::SourceStatus> {
+        let sources = self.kafka_sources.lock().expect("sources lock");
+        sources.iter().find(|(i, _)| *i == input).map(|(_, s)| s.status())
     }
 
+    /// Where the Kafka sink of output `output` stands, if it has one.
+    pub fn kafka_sink(&self, output: usize) -> Option<kafka::SinkStatus> {
+        let sinks = self.kafka_sinks.lock().expect("sinks lock");
+        sinks.iter().find(|(o, _)| *o == output).map(|(_, s)| s.status())
+    }
+
+    fn fail(&self, error: impl std::fmt::Display) {
+        let mut status = self.status.lock().expect("status lock");
+        if status.0 != JobState::Failed {
+            tracing::error!(job = %self.spec.name, %error, "job failed");
+            *status = (JobState::Failed, Some(error.to_string()));
+        }
+    }
+
+    /// Stops sinks, sources, driver and dataflow, in that order; blocks while the
+    /// Kafka threads finish.
     fn stop(&self) {
+        for (_, mut sink) in std::mem::take(&mut *self.kafka_sinks.lock().expect("sinks lock")) {
+            sink.stop();
+        }
+        for (_, mut source) in std::mem::take(&mut *self.kafka_sources.lock().expect("sources lock")) {
+            source.stop();
+        }
         if let Some(driver) = self.driver.lock().expect("driver lock").take() {
             driver.abort();
         }
@@ -99,6 +136,14 @@ pub enum CreateError {
     /// Its spec could not be persisted.
     #[error("cannot persist the job: {0}")]
     Persist(std::io::Error),
+    /// The Kafka brokers of an input could not tell where its topic starts.
+    #[error("inputs.{input}: {message}")]
+    Kafka {
+        /// The input.
+        input: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The jobs of a server.
@@ -155,10 +200,28 @@ impl JobManager {
         self.jobs.read().expect("jobs lock").contains_key(name)
     }
 
-    /// Validates `spec`, starts the job, persists its spec and starts its sources.
-    /// Blocks while the workers install the dataflow; must run inside a tokio runtime.
+    /// Validates `spec`, fixes the starting offsets of its Kafka inputs, starts the
+    /// job, persists it and starts its sources and sinks. Blocks while the brokers
+    /// answer and the workers install the dataflow; must run inside a tokio runtime.
     pub fn create(&self, spec: JobSpec) -> Result<Arc<ManagedJob>, CreateError> {
         let valid = spec::validate(spec, &self.registry)?;
+        if self.contains(&valid.spec.name) {
+            return Err(CreateError::Exists(valid.spec.name));
+        }
+        let mut offsets = BTreeMap::new();
+        for (i, source) in valid.sources.iter().enumerate() {
+            if let Source::Kafka(kafka) = source {
+                let input = valid.dataflow.description().inputs[i].name.clone();
+                let resolved = kafka::source::resolve(kafka, KAFKA_TIMEOUT)
+                    .map_err(|message| CreateError::Kafka { input: input.clone(), message })?;
+                offsets.insert(input, resolved);
+            }
+        }
+        self.start(valid, State { offsets }, true)
+    }
+
+    /// Starts a validated job from `state`; persists both first if `persist`.
+    fn start(&self, valid: ValidSpec, state: State, persist: bool) -> Result<Arc<ManagedJob>, CreateError> {
         let _changing = self.changing.lock().expect("changing lock");
         let name = valid.spec.name.clone();
         if self.contains(&name) {
@@ -177,14 +240,19 @@ impl JobManager {
             job,
             status: Mutex::new((JobState::Running, None)),
             driver: Mutex::new(None),
+            sink_specs: valid.sinks,
+            kafka_sources: Mutex::new(Vec::new()),
+            kafka_sinks: Mutex::new(Vec::new()),
         });
-        if let Some(dir) = &self.data_dir {
-            persist(dir, &managed.spec).map_err(|e| {
+        if let (Some(dir), true) = (&self.data_dir, persist) {
+            let written = write_atomically(&state_path(dir, &name), &state)
+                .and_then(|()| write_atomically(&spec_path(dir, &name), &managed.spec));
+            written.map_err(|e| {
                 managed.stop();
                 CreateError::Persist(e)
             })?;
         }
-        start_sources(&managed);
+        start_sources(&managed, state, self.data_dir.clone());
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
         tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
         Ok(managed)
@@ -197,6 +265,7 @@ impl JobManager {
         job.stop();
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_file(spec_path(dir, name));
+            let _ = std::fs::remove_file(state_path(dir, name));
         }
         tracing::info!(job = %name, "job deleted");
         true
@@ -211,10 +280,12 @@ impl JobManager {
         paths.sort();
         for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let state = read_state(&state_path(dir, &name));
             let result = std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| spec::parse(&bytes).map_err(|e| e.to_string()))
-                .and_then(|spec| self.create(spec).map(|_| ()).map_err(|e| e.to_string()));
+                .and_then(|spec| spec::validate(spec, &self.registry).map_err(|e| e.to_string()))
+                .and_then(|valid| self.start(valid, state, false).map(|_| ()).map_err(|e| e.to_string()));
             if let Err(error) = result {
                 tracing::error!(job = %name, %error, "cannot restore job");
                 failures.push((name, error));
@@ -235,24 +306,127 @@ fn spec_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("jobs").join(format!("{name}.json"))
 }
 
-/// Writes `spec` atomically: to a temporary file, then renamed into place.
-fn persist(dir: &Path, spec: &JobSpec) -> std::io::Result<()> {
-    let path = spec_path(dir, &spec.name);
-    let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, serde_json::to_vec_pretty(spec).map_err(std::io::Error::other)?)?;
-    std::fs::rename(&temporary, &path)
+fn state_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("state").join(format!("{name}.json"))
 }
 
-/// Reads file sources and starts the driver of generators and idle inputs.
-fn start_sources(job: &Arc<ManagedJob>) {
+/// What a job keeps beside its spec: where its Kafka inputs start reading.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct State {
+    /// Starting offsets per Kafka input, by partition.
+    #[serde(default)]
+    offsets: BTreeMap<String, Offsets>,
+}
+
+/// The state kept in `path` (empty if there is none or it cannot be read: sources
+/// then fix their offsets anew).
+fn read_state(path: &Path) -> State {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+            tracing::error!(path = %path.display(), %error, "unreadable job state; starting offsets are fixed anew");
+            State::default()
+        }),
+        Err(_) => State::default(),
+    }
+}
+
+/// Serializes `value` to `path` atomically: to a temporary file, then renamed into place.
+fn write_atomically(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// State files are read, changed and written one at a time.
+static STATE_WRITES: Mutex<()> = Mutex::new(());
+
+/// Keeps offsets a restored job's source fixed after the fact.
+fn keep_offsets(dir: Option<PathBuf>, job: &str, input: &str) -> Box<dyn FnOnce(&Offsets) + Send> {
+    let (job, input) = (job.to_string(), input.to_string());
+    Box::new(move |offsets: &Offsets| {
+        let Some(dir) = dir else { return };
+        let _writing = STATE_WRITES.lock().expect("state lock");
+        let path = state_path(&dir, &job);
+        let mut state = read_state(&path);
+        state.offsets.insert(input, offsets.clone());
+        if let Err(error) = write_atomically(&path, &state) {
+            tracing::error!(%job, %error, "cannot keep the starting offsets");
+        }
+    })
+}
+
+/// Feeds a Kafka source's records to one input of a job.
+struct InputFeed {
+    job: Weak<ManagedJob>,
+    input: usize,
+}
+
+impl InputFeed {
+    fn job(&self) -> Result<Arc<ManagedJob>, String> {
+        self.job.upgrade().ok_or_else(|| "the job is gone".to_string())
+    }
+
+    fn failed(&self, job: &ManagedJob, error: JobError) -> String {
+        job.fail(format_args!("input `{}`: {error}", job.job.inputs()[self.input].name));
+        error.to_string()
+    }
+}
+
+impl kafka::Feed for InputFeed {
+    fn partitions(&self, partitions: usize) {
+        if let Ok(job) = self.job() {
+            job.job.add_lanes(self.input, partitions);
+        }
+    }
+
+    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), String> {
+        let job = self.job()?;
+        match job.job.ingest_lane(self.input, partition, records.iter().copied(), false) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.failed(&job, error)),
+        }
+    }
+
+    fn flush(&self) -> Result<(), String> {
+        let job = self.job()?;
+        match job.job.advance(self.input, 0) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.failed(&job, error)),
+        }
+    }
+}
+
+/// Starts Kafka sinks and sources, reads file sources and starts the driver of
+/// generators and idle inputs.
+fn start_sources(job: &Arc<ManagedJob>, mut state: State, data_dir: Option<PathBuf>) {
+    let name = &job.spec.name;
+    for (output, spec) in &job.sink_specs {
+        let port = &job.job.outputs()[*output];
+        let sink = kafka::Sink::start(format!("{name}.{}", port.name), spec.clone(), port.rows.clone(), port.key.clone());
+        job.kafka_sinks.lock().expect("sinks lock").push((*output, sink));
+    }
     for (input, source) in job.sources.iter().enumerate() {
-        if let Source::File { path } = source {
-            let (job, path) = (job.clone(), path.clone());
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = read_file(&job.job, input, &path) {
-                    job.fail(format_args!("input `{}`: {error}", job.job.inputs()[input].name));
-                }
-            });
+        let input_name = &job.job.inputs()[input].name;
+        match source {
+            Source::File { path } => {
+                let (job, path) = (job.clone(), path.clone());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(error) = read_file(&job.job, input, &path) {
+                        job.fail(format_args!("input `{}`: {error}", job.job.inputs()[input].name));
+                    }
+                });
+            }
+            Source::Kafka(spec) => {
+                let feed = Arc::new(InputFeed { job: Arc::downgrade(job), input });
+                let offsets = state.offsets.remove(input_name);
+                let keep = keep_offsets(data_dir.clone(), name, input_name);
+                let source = kafka::Source::start(format!("{name}.{input_name}"), spec.clone(), offsets, feed, keep);
+                job.kafka_sources.lock().expect("sources lock").push((input, source));
+            }
+            Source::Http | Source::Generator(_) => {}
         }
     }
     let generated: Vec<_> = job

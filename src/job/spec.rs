@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ingest::generator::GeneratorSpec;
+use crate::kafka;
 use crate::pipeline::{Dataflow, DecodedParams, Registry};
 
 /// A job as submitted: a name, a dataflow, its parameters, and a source per input.
@@ -33,7 +34,8 @@ pub struct JobSpec {
     /// A source per input, as `{"source": "http" | "file" | "generator" | "kafka", ...}`.
     #[serde(default)]
     pub inputs: BTreeMap<String, Value>,
-    /// Sinks per output (Kafka; not available in this build).
+    /// A sink per output, as `{"sink": "kafka", "brokers": ..., "topic": ...}`; an
+    /// output left out is only served over HTTP.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Value>,
 }
@@ -50,6 +52,8 @@ pub enum Source {
     },
     /// The built-in demo generator.
     Generator(GeneratorSpec),
+    /// A Kafka topic.
+    Kafka(kafka::SourceSpec),
 }
 
 /// A spec that cannot become a job.
@@ -83,6 +87,8 @@ pub struct ValidSpec {
     pub params: DecodedParams,
     /// A source per declared input, in declaration order.
     pub sources: Vec<Source>,
+    /// Kafka sinks, by output index.
+    pub sinks: Vec<(usize, kafka::SinkSpec)>,
 }
 
 /// Parses a spec from a request body (400 errors name the field).
@@ -124,15 +130,16 @@ pub fn validate(spec: JobSpec, registry: &Registry) -> Result<ValidSpec, SpecErr
         })
         .collect::<Result<Vec<_>, _>>()?;
     let outputs = dataflow.output_names();
-    if let Some((name, _)) = spec.outputs.iter().next() {
+    let mut sinks = Vec::new();
+    for (name, sink) in &spec.outputs {
         let field = format!("outputs.{name}");
-        if !outputs.contains(name) {
+        let Some(index) = outputs.iter().position(|o| o == name) else {
             let message = format!("`{}` has no output `{name}` (outputs: {})", dataflow.name(), outputs.join(", "));
             return Err(SpecError::new(field, "unknown_output", message, false));
-        }
-        return Err(SpecError::new(field, "unsupported_sink", "output sinks are not available in this build", false));
+        };
+        sinks.push((index, sink_of(&field, sink)?));
     }
-    Ok(ValidSpec { spec, dataflow, params, sources })
+    Ok(ValidSpec { spec, dataflow, params, sources, sinks })
 }
 
 fn check_name(name: &str) -> Result<(), SpecError> {
@@ -185,20 +192,15 @@ fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
             Ok(Source::File { path: file.path })
         }
         Some("generator") => {
-            let generator: GeneratorSpec = serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." { field.to_string() } else { sub(&path) };
-                SpecError::new(field, "invalid_source", e.inner().to_string(), true)
-            })?;
+            let generator: GeneratorSpec = decode(field, rest)?;
             generator.validate().map_err(|message| SpecError::new(field, "invalid_source", message, false))?;
             Ok(Source::Generator(generator))
         }
-        Some("kafka") => Err(SpecError::new(
-            sub("source"),
-            "unsupported_source",
-            "kafka sources are not available in this build",
-            false,
-        )),
+        Some("kafka") => {
+            let kafka: kafka::SourceSpec = decode(field, rest)?;
+            kafka.validate().map_err(|e| SpecError::new(sub(&e.field), "invalid_source", e.message, false))?;
+            Ok(Source::Kafka(kafka))
+        }
         Some(other) => {
             let message = format!("unknown source `{other}` (known: http, file, generator, kafka)");
             Err(SpecError::new(sub("source"), "invalid_source", message, false))
@@ -207,6 +209,36 @@ fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
             Err(SpecError::new(sub("source"), "invalid_source", "is required: http, file, generator or kafka", true))
         }
     }
+}
+
+/// The sink an output spec describes.
+fn sink_of(field: &str, spec: &Value) -> Result<kafka::SinkSpec, SpecError> {
+    let Some(object) = spec.as_object() else {
+        return Err(SpecError::new(field, "invalid_sink", "must be an object like {\"sink\": \"kafka\", ...}", true));
+    };
+    let mut rest = object.clone();
+    let kind = rest.remove("sink");
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("kafka") => {
+            let kafka: kafka::SinkSpec = decode(field, rest)?;
+            kafka.validate().map_err(|e| SpecError::new(format!("{field}.{}", e.field), "invalid_sink", e.message, false))?;
+            Ok(kafka)
+        }
+        Some(other) => {
+            Err(SpecError::new(format!("{field}.sink"), "invalid_sink", format!("unknown sink `{other}` (known: kafka)"), false))
+        }
+        None => Err(SpecError::new(format!("{field}.sink"), "invalid_sink", "is required: kafka", true)),
+    }
+}
+
+/// Decodes the options of a source or sink; errors name the option.
+fn decode<T: serde::de::DeserializeOwned>(field: &str, options: Map<String, Value>) -> Result<T, SpecError> {
+    serde_path_to_error::deserialize(Value::Object(options)).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { field.to_string() } else { format!("{field}.{path}") };
+        let code = if field.starts_with("outputs.") { "invalid_sink" } else { "invalid_source" };
+        SpecError::new(field, code, e.inner().to_string(), true)
+    })
 }
 
 #[cfg(test)]

@@ -75,6 +75,9 @@ impl From<CreateError> for ApiError {
             CreateError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "job_exists", e.to_string()),
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
+            CreateError::Kafka { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "kafka_unavailable", e.to_string())
+            }
         }
     }
 }

@@ -15,7 +15,9 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::ApiError;
 use crate::job::manager::ManagedJob;
+use crate::ingest::LaneState;
 use crate::job::spec::{self, Source};
+use crate::kafka;
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -55,6 +57,29 @@ async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("job", &name)) }
 }
 
+/// `value` as a JSON object, with `tag: kind` added.
+fn tagged(tag: &str, kind: &str, value: &impl serde::Serialize) -> Value {
+    let mut object = Map::new();
+    object.insert(tag.into(), kind.into());
+    if let Ok(Value::Object(fields)) = serde_json::to_value(value) {
+        object.extend(fields);
+    }
+    Value::Object(object)
+}
+
+/// Each partition of a Kafka input: offsets from the source, watermark from the router.
+fn kafka_partitions(kafka: &kafka::SourceStatus, lanes: &[LaneState]) -> Value {
+    let partitions = kafka.partitions.iter().map(|p| {
+        let mut entry = serde_json::to_value(p).unwrap_or_default();
+        if let Some(lane) = usize::try_from(p.partition).ok().and_then(|i| lanes.get(i)) {
+            entry["watermark"] = lane.watermark.into();
+            entry["idle"] = lane.idle.into();
+        }
+        entry
+    });
+    Value::Array(partitions.collect())
+}
+
 /// A job as the API shows it: its spec, state, effective parameters, and per input
 /// and output where it stands.
 pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
@@ -69,15 +94,10 @@ pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
             let source = match &managed.sources[i] {
                 Source::Http => json!({"source": "http"}),
                 Source::File { path } => json!({"source": "file", "path": path}),
-                Source::Generator(spec) => {
-                    let mut spec = serde_json::to_value(spec).unwrap_or_default();
-                    if let Value::Object(spec) = &mut spec {
-                        spec.insert("source".into(), "generator".into());
-                    }
-                    spec
-                }
+                Source::Generator(spec) => tagged("source", "generator", spec),
+                Source::Kafka(spec) => tagged("source", "kafka", spec),
             };
-            let entry = json!({
+            let mut entry = json!({
                 "source": source,
                 "watermark": job.watermark(i),
                 "frontier": job.input_frontier(i),
@@ -86,15 +106,25 @@ pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
                 "too_late": stats.too_late,
                 "rejected": stats.rejected,
             });
+            if let Some(kafka) = managed.kafka_source(i) {
+                entry["partitions"] = kafka_partitions(&kafka, &job.lanes(i));
+                if let Some(error) = kafka.error {
+                    entry["error"] = error.into();
+                }
+            }
             (input.name.clone(), entry)
         })
         .collect();
     let outputs: Map<String, Value> = job
         .outputs()
         .iter()
-        .map(|o| {
-            let entry =
+        .enumerate()
+        .map(|(i, o)| {
+            let mut entry =
                 json!({"frontier": o.rows.frontier(), "rows": o.rows.len(), "key": o.key, "since": o.rows.since()});
+            if let Some(sink) = managed.kafka_sink(i) {
+                entry["sink"] = tagged("sink", "kafka", &sink);
+            }
             (o.name.clone(), entry)
         })
         .collect();

@@ -1,0 +1,222 @@
+//! librdkafka clients as tidemark configures them, and the context that keeps what
+//! they report (errors, partition offsets, deliveries) for status pages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
+
+/// Properties tidemark sets itself: sources keep their own offsets and never join a
+/// consumer group; sinks rely on an idempotent producer.
+pub(crate) const RESERVED: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+    "enable.idempotence",
+    "transactional.id",
+    "statistics.interval.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+];
+
+/// How often a client reports the same kind of trouble in the log.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What a client is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Consumer,
+    Producer,
+}
+
+/// The configuration of a client of `brokers` named `client_id`, with the user's
+/// extra properties.
+pub(crate) fn config(brokers: &str, client_id: &str, role: Role, extra: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", client_id)
+        // Offset and partition statistics for status pages, once a second.
+        .set("statistics.interval.ms", "1000")
+        // Come back quickly after a broker outage.
+        .set("reconnect.backoff.max.ms", "2000")
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    match role {
+        Role::Consumer => {
+            config
+                // Required by librdkafka for consumers; never joined (partitions are
+                // assigned, offsets kept by tidemark) and never committed to.
+                .set("group.id", format!("tidemark.{client_id}"))
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", "6000")
+                .set("isolation.level", "read_committed");
+        }
+        Role::Producer => {
+            config
+                // No duplicates or reordering when requests are retried, and retries
+                // until delivered (or the sink resynchronizes).
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("message.timeout.ms", "0")
+                .set("linger.ms", "5");
+        }
+    }
+    for (key, value) in extra {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Lets librdkafka check the user's properties: `(property, problem)` if it rejects one.
+pub(crate) fn check_config(
+    brokers: &str,
+    extra: &BTreeMap<String, String>,
+    role: Role,
+) -> Result<(), (Option<String>, String)> {
+    let config = config(brokers, "check", role, extra);
+    let created = match role {
+        Role::Consumer => config.create::<BaseConsumer>().map(drop),
+        Role::Producer => config.create::<BaseProducer>().map(drop),
+    };
+    created.map_err(|e| match e {
+        KafkaError::ClientConfig(_, description, key, _) => (Some(key), description),
+        other => (None, other.to_string()),
+    })
+}
+
+/// What a client reports, kept for status pages and logged without flooding.
+/// Clones share it: the client holds one, its status page another.
+#[derive(Clone)]
+pub(crate) struct Context(Arc<Reports>);
+
+impl std::ops::Deref for Context {
+    type Target = Reports;
+    fn deref(&self) -> &Reports {
+        &self.0
+    }
+}
+
+/// What [`Context`] keeps.
+pub(crate) struct Reports {
+    /// Names the client in logs: `job/input` or `job/output`.
+    name: String,
+    trouble: Mutex<Trouble>,
+    /// `(low, high)` offsets per partition, from the latest statistics.
+    offsets: Mutex<HashMap<i32, (i64, i64)>>,
+    /// Messages delivered (producers).
+    pub(crate) delivered: AtomicU64,
+    /// A message could not be delivered (producers): the sink must resynchronize.
+    pub(crate) delivery_failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Trouble {
+    /// The latest error and when it happened.
+    last: Option<(String, Instant)>,
+    logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Context {
+    pub(crate) fn new(name: String) -> Context {
+        Context(Arc::new(Reports {
+            name,
+            trouble: Mutex::new(Trouble::default()),
+            offsets: Mutex::new(HashMap::new()),
+            delivered: AtomicU64::new(0),
+            delivery_failed: AtomicBool::new(false),
+        }))
+    }
+}
+
+impl Reports {
+    /// Records a problem for the status page, and logs it unless one was logged lately.
+    pub(crate) fn trouble(&self, message: String) {
+        let now = Instant::now();
+        let mut trouble = self.trouble.lock().expect("trouble lock");
+        if trouble.logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+            let suppressed = std::mem::take(&mut trouble.suppressed);
+            tracing::warn!(client = %self.name, suppressed, "kafka: {message}");
+            trouble.logged = Some(now);
+        } else {
+            trouble.suppressed += 1;
+        }
+        trouble.last = Some((message, now));
+    }
+
+    /// The latest problem, if it happened within `within`.
+    pub(crate) fn recent_trouble(&self, within: Duration) -> Option<String> {
+        let trouble = self.trouble.lock().expect("trouble lock");
+        trouble.last.as_ref().filter(|(_, at)| at.elapsed() < within).map(|(m, _)| m.clone())
+    }
+
+    /// Forgets the latest problem (things work again).
+    pub(crate) fn clear_trouble(&self) {
+        self.trouble.lock().expect("trouble lock").last = None;
+    }
+
+    /// The high watermark of `partition`, from the latest statistics.
+    pub(crate) fn high_watermark(&self, partition: i32) -> Option<i64> {
+        self.offsets.lock().expect("offsets lock").get(&partition).map(|(_, high)| *high).filter(|h| *h >= 0)
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Debug | RDKafkaLogLevel::Info | RDKafkaLogLevel::Notice => {
+                tracing::debug!(client = %self.name, facility, "librdkafka: {message}")
+            }
+            _ => self.trouble(format!("{facility}: {message}")),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.trouble(format!("{error}: {reason}"));
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let mut offsets = self.offsets.lock().expect("offsets lock");
+        for topic in statistics.topics.values() {
+            for (partition, stats) in &topic.partitions {
+                if *partition >= 0 {
+                    offsets.insert(*partition, (stats.lo_offset, stats.hi_offset));
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, _)) => {
+                self.delivery_failed.store(true, Ordering::SeqCst);
+                self.trouble(format!("delivery failed: {error}"));
+            }
+        }
+    }
+}

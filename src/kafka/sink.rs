@@ -1,0 +1,527 @@
+//! Kafka sinks: an output's changes and progress, written to a topic exactly once in
+//! accumulation.
+//!
+//! Messages (values are JSON):
+//! - one per changed row: `{"time": t, "row": {...}, "diff": d}`, keyed by the row's
+//!   key fields as a JSON object (`{"key": "a", "start": 0}`; the whole row for an
+//!   output without key fields), so that a row's changes stay in one partition, in
+//!   order;
+//! - after each frontier step, `{"progress": f}` to every partition: no data message
+//!   with a time below `f` follows.
+//!
+//! Exactly once, in accumulation: a consumer that sums the diffs of every data
+//! message of the topic gets the output's content. On start (and after any
+//! interruption of the stream, see below) the sink reads the topic back: the sum of
+//! its data messages `C` and its last progress `P`. It waits until the output, which
+//! a restarted job rebuilds by replaying its sources, is complete past `P`, takes the
+//! output's content `S` at its frontier `F`, and writes the difference `S - C` at
+//! time `max(F - 1, P)` (nothing below `P`), then progress `F`; from there it streams
+//! every change. When the job's replay reproduces what it had written, the
+//! difference is empty: nothing is written twice, nothing is lost, even when the
+//! server was killed in the middle of a step.
+//!
+//! The producer is idempotent and retries without limit, so a slow or paused broker
+//! loses nothing. A sink that falls too far behind its output (or whose producer
+//! fails) waits for everything it sent to be delivered, then reads the topic back
+//! and resumes as above; the job never waits for it.
+//!
+//! One sink writes to a topic: two jobs (or servers) sharing a sink topic would
+//! correct each other's messages. Do not enable compaction on sink topics: the sum
+//! needs every message.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+use super::SinkSpec;
+use super::client::{self, Context, Role};
+use crate::pipeline::{Diff, Time};
+use crate::runtime::{Materialized, Start, Step};
+
+/// How long broker requests (metadata, offsets, topic creation) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a waiting sink checks whether it was stopped.
+const CHECK: Duration = Duration::from_millis(200);
+/// How long a stopping sink waits for its messages to be delivered.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Where a sink stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SinkStatus {
+    /// The topic.
+    pub topic: String,
+    /// `starting`, `reading back`, `waiting for the output`, `streaming`,
+    /// `resynchronizing` or `stopped`.
+    pub state: String,
+    /// Data messages sent since the server started.
+    pub messages: u64,
+    /// Messages the broker acknowledged since the server started.
+    pub delivered: u64,
+    /// The latest progress sent.
+    pub progress: Option<Time>,
+    /// How many times the sink read the topic back and resumed.
+    pub resyncs: u64,
+    /// The latest problem (within the last 30 s), such as an unreachable broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+struct Shared {
+    context: Context,
+    stop: AtomicBool,
+    state: Mutex<String>,
+    messages: AtomicU64,
+    progress: Mutex<Option<Time>>,
+    resyncs: AtomicU64,
+}
+
+impl Shared {
+    fn set_state(&self, state: impl Into<String>) {
+        *self.state.lock().expect("state lock") = state.into();
+    }
+}
+
+/// A running Kafka sink.
+pub struct Sink {
+    topic: String,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Starts writing `output` (keyed by `key_fields`) to `spec`'s topic. `name`
+    /// names the sink in logs.
+    pub fn start(name: String, spec: SinkSpec, output: Arc<Materialized>, key_fields: Vec<String>) -> Sink {
+        let shared = Arc::new(Shared {
+            context: Context::new(name.clone()),
+            stop: AtomicBool::new(false),
+            state: Mutex::new("starting".into()),
+            messages: AtomicU64::new(0),
+            progress: Mutex::new(None),
+            resyncs: AtomicU64::new(0),
+        });
+        let topic = spec.topic.clone();
+        let writer = Writer { name: name.clone(), spec, shared: shared.clone(), output, key_fields };
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-sink-{name}"))
+            .spawn(move || writer.run())
+            .expect("spawn a kafka sink thread");
+        Sink { topic, shared, thread: Some(thread) }
+    }
+
+    /// Where the sink stands.
+    pub fn status(&self) -> SinkStatus {
+        let shared = &self.shared;
+        SinkStatus {
+            topic: self.topic.clone(),
+            state: shared.state.lock().expect("state lock").clone(),
+            messages: shared.messages.load(Ordering::Relaxed),
+            delivered: shared.context.delivered.load(Ordering::Relaxed),
+            progress: *shared.progress.lock().expect("progress lock"),
+            resyncs: shared.resyncs.load(Ordering::Relaxed),
+            error: shared.context.recent_trouble(Duration::from_secs(30)),
+        }
+    }
+
+    /// Stops writing (what was sent is delivered for a few seconds more) and waits
+    /// for the thread to finish.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Why streaming ended.
+enum Ended {
+    /// Stopped, or the output closed.
+    Stop,
+    /// Fell behind or lost messages: read back and resume.
+    Resync,
+}
+
+/// What the topic holds.
+struct Written {
+    /// The sum of the diffs of its data messages, by row.
+    rows: HashMap<Box<str>, Diff>,
+    /// The largest progress in it.
+    progress: Option<Time>,
+    /// Its partitions.
+    partitions: i32,
+    /// Messages that were neither data nor progress.
+    foreign: u64,
+}
+
+/// A message of a sink topic, data or progress.
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow)]
+    row: Option<&'a RawValue>,
+    diff: Option<Diff>,
+    progress: Option<Time>,
+}
+
+/// The sink's thread.
+struct Writer {
+    name: String,
+    spec: SinkSpec,
+    shared: Arc<Shared>,
+    output: Arc<Materialized>,
+    key_fields: Vec<String>,
+}
+
+type KafkaProducer = ThreadedProducer<Context>;
+
+impl Writer {
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(self) {
+        let waiter = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(waiter) => waiter,
+            Err(e) => return self.shared.context.trouble(format!("cannot start: {e}")),
+        };
+        let mut producer: Option<KafkaProducer> = None;
+        while !self.stopped() {
+            if self.shared.context.delivery_failed.swap(false, Ordering::SeqCst) {
+                producer = None; // its state is unknown: start afresh
+            }
+            let current = match &producer {
+                Some(p) => p,
+                None => {
+                    let config = client::config(&self.spec.brokers, &self.name, Role::Producer, &self.spec.config);
+                    match config.create_with_context(self.shared.context.clone()) {
+                        Ok(p) => producer.insert(p),
+                        Err(e) => {
+                            self.shared.context.trouble(format!("cannot create a producer: {e}"));
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let resumed = match self.reconcile(current) {
+                Ok(Some(resumed)) => resumed,
+                Ok(None) => break,
+                Err(e) => {
+                    self.shared.context.trouble(e);
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            match self.stream(&waiter, current, resumed) {
+                Ended::Stop => break,
+                Ended::Resync => {
+                    self.shared.set_state("resynchronizing");
+                    self.shared.resyncs.fetch_add(1, Ordering::Relaxed);
+                    self.drain(current, None);
+                }
+            }
+        }
+        if let Some(producer) = &producer {
+            self.drain(producer, Some(DRAIN));
+        }
+        self.shared.set_state("stopped");
+    }
+
+    /// Waits until everything sent is delivered (or `limit` passes, or the sink stops).
+    fn drain(&self, producer: &KafkaProducer, limit: Option<Duration>) {
+        let deadline = limit.map(|l| Instant::now() + l);
+        while producer.in_flight_count() > 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) || (limit.is_none() && self.stopped()) {
+                return;
+            }
+            let _ = producer.flush(CHECK);
+        }
+    }
+
+    /// Reads the topic back and writes what it lacks of the output's content; returns
+    /// the stream of later steps and the topic's partitions (`None`: stopped).
+    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<(broadcast::Receiver<Arc<Step>>, i32)>, String> {
+        self.shared.set_state("reading back");
+        let Some(written) = self.read_back()? else { return Ok(None) };
+        if written.foreign > 0 {
+            self.shared.context.trouble(format!(
+                "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
+                self.spec.topic, written.foreign
+            ));
+        }
+        if let Some(progress) = written.progress {
+            self.shared.set_state(format!("waiting for the output to reach {progress}"));
+            while !self.output.wait_for(progress, CHECK) {
+                if self.stopped() {
+                    return Ok(None);
+                }
+            }
+        }
+        let subscription = self.output.subscribe(Start::Snapshot).map_err(|e| e.to_string())?;
+        let Some(frontier) = subscription.frontier else { return Ok(None) };
+        let mut difference = written.rows;
+        for (row, diff) in subscription.snapshot.unwrap_or_default() {
+            *difference.entry(Box::from(&*row)).or_default() -= diff;
+        }
+        let time = frontier.saturating_sub(1).max(written.progress.unwrap_or(0));
+        let mut corrections: Vec<(Box<str>, Diff)> =
+            difference.into_iter().filter(|(_, d)| *d != 0).map(|(row, d)| (row, -d)).collect();
+        corrections.sort();
+        for (row, diff) in &corrections {
+            if !self.send_change(producer, time, row, *diff) {
+                return Ok(None);
+            }
+        }
+        if written.progress.is_none_or(|p| frontier > p) && !self.send_progress(producer, frontier, written.partitions)
+        {
+            return Ok(None);
+        }
+        tracing::info!(
+            sink = %self.name, topic = %self.spec.topic, frontier, corrections = corrections.len(),
+            "kafka: sink resumed"
+        );
+        self.shared.context.clear_trouble();
+        Ok(Some((subscription.steps, written.partitions)))
+    }
+
+    /// Streams the output's steps until stopped, closed, or behind.
+    fn stream(
+        &self,
+        waiter: &tokio::runtime::Runtime,
+        producer: &KafkaProducer,
+        (mut steps, partitions): (broadcast::Receiver<Arc<Step>>, i32),
+    ) -> Ended {
+        self.shared.set_state("streaming");
+        loop {
+            if self.stopped() {
+                return Ended::Stop;
+            }
+            if self.shared.context.delivery_failed.load(Ordering::SeqCst) {
+                return Ended::Resync;
+            }
+            let step = match waiter.block_on(async { tokio::time::timeout(CHECK, steps.recv()).await }) {
+                Err(_) => continue,
+                Ok(Ok(step)) => step,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => return Ended::Resync,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Ended::Stop,
+            };
+            // A closing output (its job is being stopped) writes nothing more: what
+            // it would flush is not part of the job's results.
+            let Some(frontier) = step.frontier else { return Ended::Stop };
+            for batch in &step.batches {
+                for (row, diff) in batch.changes.iter() {
+                    if !self.send_change(producer, batch.time, row, *diff) {
+                        return Ended::Stop;
+                    }
+                }
+            }
+            if !self.send_progress(producer, frontier, partitions) {
+                return Ended::Stop;
+            }
+        }
+    }
+
+    /// Sends one data message; false if the sink stopped meanwhile.
+    fn send_change(&self, producer: &KafkaProducer, time: Time, row: &str, diff: Diff) -> bool {
+        let value = format!(r#"{{"time":{time},"row":{row},"diff":{diff}}}"#);
+        let key = self.key_of(row);
+        let record = BaseRecord::to(&self.spec.topic).payload(&value).key(&key);
+        let sent = self.send(producer, record);
+        if sent {
+            self.shared.messages.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Sends progress `frontier` to every partition; false if the sink stopped.
+    fn send_progress(&self, producer: &KafkaProducer, frontier: Time, partitions: i32) -> bool {
+        let value = format!(r#"{{"progress":{frontier}}}"#);
+        for partition in 0..partitions.max(1) {
+            let record = BaseRecord::<(), String>::to(&self.spec.topic).payload(&value).partition(partition);
+            if !self.send(producer, record) {
+                return false;
+            }
+        }
+        *self.shared.progress.lock().expect("progress lock") = Some(frontier);
+        true
+    }
+
+    /// Hands a message to the producer, waiting while its queue is full.
+    fn send<K, P>(&self, producer: &KafkaProducer, mut record: BaseRecord<'_, K, P>) -> bool
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        loop {
+            match producer.send(record) {
+                Ok(()) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if self.stopped() {
+                        return false;
+                    }
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => {
+                    // Not retryable (say, a message too large): resynchronize, which
+                    // reads back what did get written.
+                    self.shared.context.trouble(format!("cannot send: {e}"));
+                    self.shared.context.delivery_failed.store(true, Ordering::SeqCst);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// The message key of a row: its key fields as a JSON object, in declared order
+    /// (the whole row for an output without key fields).
+    fn key_of(&self, row: &str) -> String {
+        if self.key_fields.is_empty() {
+            return row.to_string();
+        }
+        let fields: HashMap<String, &RawValue> = serde_json::from_str(row).unwrap_or_default();
+        let mut key = String::from("{");
+        for (i, name) in self.key_fields.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(&serde_json::to_string(name).unwrap_or_default());
+            key.push(':');
+            key.push_str(fields.get(name).map_or("null", |v| v.get()));
+        }
+        key.push('}');
+        key
+    }
+
+    /// Reads the whole topic, creating it if it does not exist (`None`: stopped).
+    fn read_back(&self) -> Result<Option<Written>, String> {
+        let config = client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
+        let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+        let mut written = Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0 };
+        let partitions = super::source::partitions(&consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
+        if partitions.is_empty() {
+            self.create_topic()?;
+            written.partitions = 1;
+            return Ok(Some(written));
+        }
+        written.partitions = partitions.iter().max().map_or(1, |p| p + 1);
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for partition in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&self.spec.topic, partition, REQUEST_TIMEOUT)
+                .map_err(|e| format!("cannot read the offsets of {}/{partition}: {e}", self.spec.topic))?;
+            if high > low {
+                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(low)).map_err(|e| e.to_string())?;
+                ends.insert(partition, high);
+            }
+        }
+        if ends.is_empty() {
+            return Ok(Some(written));
+        }
+        consumer.assign(&assignment).map_err(|e| format!("cannot read the topic back: {e}"))?;
+        while !ends.is_empty() {
+            if self.stopped() {
+                return Ok(None);
+            }
+            let message = match consumer.poll(CHECK) {
+                None => continue,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    self.shared.context.trouble(format!("cannot read the topic back: {e}"));
+                    continue;
+                }
+            };
+            match message.payload().and_then(|p| serde_json::from_slice::<Entry>(p).ok()) {
+                Some(Entry { row: Some(row), diff: Some(diff), .. }) => {
+                    let count = written.rows.entry(Box::from(row.get())).or_default();
+                    *count += diff;
+                    if *count == 0 {
+                        written.rows.remove(row.get());
+                    }
+                }
+                Some(Entry { progress: Some(progress), .. }) => {
+                    written.progress = written.progress.max(Some(progress));
+                }
+                _ => written.foreign += 1,
+            }
+            if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
+                ends.remove(&message.partition());
+            }
+        }
+        Ok(Some(written))
+    }
+
+    /// Creates the topic with one partition (one order for all its messages).
+    fn create_topic(&self) -> Result<(), String> {
+        let config = client::config(&self.spec.brokers, &format!("{}-admin", self.name), Role::Producer, &self.spec.config);
+        let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| e.to_string())?;
+        let topic = NewTopic::new(&self.spec.topic, 1, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let waiter = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string())?;
+        let results = waiter
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, admin.create_topics([&topic], &options)).await })
+            .map_err(|_| format!("cannot create topic `{}`: timed out", self.spec.topic))?
+            .map_err(|e| format!("cannot create topic `{}`: {e}", self.spec.topic))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, e)) => return Err(format!("cannot create topic `{}`: {e}", self.spec.topic)),
+            }
+        }
+        tracing::info!(sink = %self.name, topic = %self.spec.topic, "kafka: created the sink topic");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_messages_parse_back() {
+        let data: Entry = serde_json::from_str(r#"{"time":5,"row":{"key":"a","n":1.50},"diff":-2}"#).unwrap();
+        assert_eq!((data.row.map(|r| r.get()), data.diff), (Some(r#"{"key":"a","n":1.50}"#), Some(-2)));
+        let progress: Entry = serde_json::from_str(r#"{"progress":7}"#).unwrap();
+        assert_eq!(progress.progress, Some(7));
+    }
+
+    #[test]
+    fn keys_are_the_key_fields_in_declared_order() {
+        let writer = Writer {
+            name: "t".into(),
+            spec: SinkSpec { brokers: "h:1".into(), topic: "t".into(), config: Default::default() },
+            shared: Arc::new(Shared {
+                context: Context::new("t".into()),
+                stop: AtomicBool::new(false),
+                state: Mutex::new(String::new()),
+                messages: AtomicU64::new(0),
+                progress: Mutex::new(None),
+                resyncs: AtomicU64::new(0),
+            }),
+            output: Materialized::new(1, crate::runtime::Keep::Changes, vec![], Default::default()),
+            key_fields: vec!["start".into(), "key".into()],
+        };
+        assert_eq!(writer.key_of(r#"{"key":"a\"b","start":10,"n":1}"#), r#"{"start":10,"key":"a\"b"}"#);
+        assert_eq!(writer.key_of(r#"{"n":1}"#), r#"{"start":null,"key":null}"#);
+    }
+}

@@ -1,0 +1,335 @@
+//! Kafka sources: a topic read into a job input, partition by partition.
+//!
+//! A source runs on a thread of its own. It assigns itself every partition of the
+//! topic (no consumer group: tidemark keeps the offsets), polls batches of messages,
+//! and hands each partition's messages, in offset order, to its [`Feed`] as one lane
+//! of the input; after each batch it makes them visible (the input advances). New
+//! partitions are discovered every few seconds and read from their beginning.
+//!
+//! The starting offsets are fixed once, when the job is created ([`resolve`]):
+//! `earliest` is the first offset each partition holds, `latest` its end. They are
+//! kept with the job, so that a restarted job reads the same records again and its
+//! results equal those of an uninterrupted run. This is also the seam for
+//! checkpoints, which will move these offsets forward.
+//!
+//! A message that is not a valid record (not JSON, wrong fields, no value at all) is
+//! dead-lettered like a bad record sent over HTTP; it never stops the source.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::client::{self, Context, Role};
+use super::{SourceSpec, StartAt};
+
+/// The first offset to read of each partition; partitions not listed are read from
+/// their beginning.
+pub type Offsets = BTreeMap<i32, i64>;
+
+/// How many messages at most make one batch.
+const MAX_BATCH: usize = 16_384;
+/// How long a poll waits for the first message of a batch.
+const POLL: Duration = Duration::from_millis(100);
+/// How often the topic's partitions are looked up.
+const DISCOVERY: Duration = Duration::from_secs(5);
+/// How long broker requests (metadata, offsets) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a source's records go: one job input.
+pub trait Feed: Send + Sync + 'static {
+    /// The input has (at least) `partitions` partitions; each holds the input's
+    /// watermark back until it has records or is idle.
+    fn partitions(&self, partitions: usize);
+    /// Records of partition `partition`, in offset order (not yet visible).
+    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), String>;
+    /// Makes every record fed so far visible: advances the input.
+    fn flush(&self) -> Result<(), String>;
+}
+
+/// The starting offsets of `spec`'s topic: for every partition that exists now, its
+/// first offset (`earliest`) or its end (`latest`). A topic that does not exist yet
+/// has none: its partitions will be read from their beginning once they exist.
+pub fn resolve(spec: &SourceSpec, timeout: Duration) -> Result<Offsets, String> {
+    let config = client::config(&spec.brokers, "tidemark-resolve", Role::Consumer, &spec.config);
+    let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+    let partitions = partitions(&consumer, &spec.topic, timeout)?;
+    let mut offsets = Offsets::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&spec.topic, partition, timeout)
+            .map_err(|e| format!("cannot read the offsets of {}/{partition}: {e}", spec.topic))?;
+        offsets.insert(partition, if spec.start == StartAt::Earliest { low } else { high });
+    }
+    Ok(offsets)
+}
+
+/// The partitions of `topic` (none if it does not exist).
+pub(super) fn partitions<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("cannot reach the brokers: {e}"))?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(Vec::new()) };
+    match found.error() {
+        None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(Vec::new()),
+        Some(e) => Err(format!("topic `{topic}`: {}", RDKafkaErrorCode::from(e))),
+    }
+}
+
+/// Where one partition stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    /// The partition.
+    pub partition: i32,
+    /// The offset the job started from.
+    pub start: Option<i64>,
+    /// The next offset to read.
+    pub position: Option<i64>,
+    /// The next offset whose predecessors are all applied to the job's outputs.
+    pub committed: Option<i64>,
+    /// The partition's end, as last reported by the broker.
+    pub high_watermark: Option<i64>,
+    /// Records in the partition not yet applied.
+    pub lag: Option<i64>,
+}
+
+/// Where a source stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    /// The topic.
+    pub topic: String,
+    /// Its partitions, by number.
+    pub partitions: Vec<PartitionStatus>,
+    /// The latest problem (within the last 30 s), such as an unreachable broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    start: Option<i64>,
+    position: Option<i64>,
+    committed: Option<i64>,
+}
+
+struct Shared {
+    context: Context,
+    partitions: Mutex<BTreeMap<i32, Progress>>,
+    stop: AtomicBool,
+}
+
+/// A running Kafka source.
+pub struct Source {
+    topic: String,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Source {
+    /// Starts reading `spec`'s topic into `feed` from `offsets` (resolved at job
+    /// creation; `None` resolves them now, as the spec's `start` says, and hands
+    /// them to `resolved` to be kept). `name` names the source in logs.
+    pub fn start(
+        name: String,
+        spec: SourceSpec,
+        offsets: Option<Offsets>,
+        feed: Arc<dyn Feed>,
+        resolved: Box<dyn FnOnce(&Offsets) + Send>,
+    ) -> Source {
+        let shared = Arc::new(Shared {
+            context: Context::new(name.clone()),
+            partitions: Mutex::new(BTreeMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let topic = spec.topic.clone();
+        let reader = Reader { name: name.clone(), spec, shared: shared.clone(), feed };
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-source-{name}"))
+            .spawn(move || reader.run(offsets, resolved))
+            .expect("spawn a kafka source thread");
+        Source { topic, shared, thread: Some(thread) }
+    }
+
+    /// Where the source stands.
+    pub fn status(&self) -> SourceStatus {
+        let partitions = self
+            .shared
+            .partitions
+            .lock()
+            .expect("partitions lock")
+            .iter()
+            .map(|(&partition, p)| {
+                let high_watermark = self.shared.context.high_watermark(partition);
+                let lag = match (high_watermark, p.committed.or(p.start)) {
+                    (Some(high), Some(at)) => Some((high - at).max(0)),
+                    _ => None,
+                };
+                PartitionStatus {
+                    partition,
+                    start: p.start,
+                    position: p.position,
+                    committed: p.committed,
+                    high_watermark,
+                    lag,
+                }
+            })
+            .collect();
+        let error = self.shared.context.recent_trouble(Duration::from_secs(30));
+        SourceStatus { topic: self.topic.clone(), partitions, error }
+    }
+
+    /// Stops reading and waits for the thread to finish.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The source's thread.
+struct Reader {
+    name: String,
+    spec: SourceSpec,
+    shared: Arc<Shared>,
+    feed: Arc<dyn Feed>,
+}
+
+impl Reader {
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(self, offsets: Option<Offsets>, resolved: Box<dyn FnOnce(&Offsets) + Send>) {
+        let context = self.shared.context.clone();
+        let config = client::config(&self.spec.brokers, &self.name, Role::Consumer, &self.spec.config);
+        let consumer: BaseConsumer<Context> = match config.create_with_context(context.clone()) {
+            Ok(consumer) => consumer,
+            Err(e) => return context.trouble(format!("cannot create a consumer: {e}")),
+        };
+        // Offsets fixed at creation; a job restored without them fixes them now.
+        let offsets = match offsets {
+            Some(offsets) => offsets,
+            None => loop {
+                if self.stopped() {
+                    return;
+                }
+                match resolve(&self.spec, REQUEST_TIMEOUT) {
+                    Ok(offsets) => {
+                        resolved(&offsets);
+                        break offsets;
+                    }
+                    Err(e) => {
+                        context.trouble(e);
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            },
+        };
+        let mut next_discovery = Instant::now();
+        while !self.stopped() {
+            if Instant::now() >= next_discovery {
+                next_discovery = Instant::now() + DISCOVERY;
+                if let Err(e) = self.discover(&consumer, &offsets) {
+                    context.trouble(e);
+                    next_discovery = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            if self.shared.partitions.lock().expect("partitions lock").is_empty() {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            if let Err(e) = self.batch(&consumer) {
+                context.trouble(format!("stopped: {e}"));
+                return;
+            }
+        }
+    }
+
+    /// Assigns partitions that appeared since the last look.
+    fn discover(&self, consumer: &BaseConsumer<Context>, offsets: &Offsets) -> Result<(), String> {
+        let found = partitions(consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
+        let mut known = self.shared.partitions.lock().expect("partitions lock");
+        if found.iter().all(|p| known.contains_key(p)) {
+            return Ok(());
+        }
+        for &partition in &found {
+            known.entry(partition).or_insert_with(|| {
+                let start = offsets.get(&partition).copied();
+                Progress { start, position: start, committed: start }
+            });
+        }
+        // Reassign everything, each partition from where it stands: every message
+        // polled so far has been fed, so nothing is read twice or skipped.
+        let mut assignment = TopicPartitionList::new();
+        for (&partition, progress) in known.iter() {
+            let offset = progress.position.map_or(Offset::Beginning, Offset::Offset);
+            assignment.add_partition_offset(&self.spec.topic, partition, offset).map_err(|e| e.to_string())?;
+        }
+        consumer.assign(&assignment).map_err(|e| format!("cannot assign partitions: {e}"))?;
+        let lanes = known.keys().next_back().map_or(0, |p| *p as usize + 1);
+        drop(known);
+        self.feed.partitions(lanes);
+        tracing::info!(source = %self.name, topic = %self.spec.topic, partitions = found.len(), "kafka: reading");
+        Ok(())
+    }
+
+    /// Polls one batch of messages and feeds it, partition by partition.
+    fn batch(&self, consumer: &BaseConsumer<Context>) -> Result<(), String> {
+        let mut messages = Vec::new();
+        let mut wait = POLL;
+        while messages.len() < MAX_BATCH {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(message)) => messages.push(message),
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => self.shared.context.trouble(format!("cannot read: {e}")),
+            }
+            wait = Duration::ZERO;
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.shared.context.clear_trouble();
+        let mut by_partition: BTreeMap<i32, Vec<&[u8]>> = BTreeMap::new();
+        let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in &messages {
+            by_partition.entry(message.partition()).or_default().push(message.payload().unwrap_or_default());
+            ends.insert(message.partition(), message.offset() + 1);
+        }
+        for (partition, records) in &by_partition {
+            self.feed.records(*partition as usize, records)?;
+        }
+        {
+            let mut known = self.shared.partitions.lock().expect("partitions lock");
+            for (partition, end) in &ends {
+                known.entry(*partition).or_default().position = Some(*end);
+            }
+        }
+        self.feed.flush()?;
+        let mut known = self.shared.partitions.lock().expect("partitions lock");
+        for (partition, end) in ends {
+            known.entry(partition).or_default().committed = Some(end);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,673 @@
+//! Kafka end to end, against a real Kafka-protocol broker (tansu, started by
+//! `scripts/kafka-up.sh`; `scripts/test.sh` starts it before the tests).
+//!
+//! The broker is found at `TIDEMARK_TEST_KAFKA` (default `127.0.0.1:9092`). Without
+//! one these tests say so and pass, unless `TIDEMARK_REQUIRE_KAFKA=1` (set by
+//! `scripts/test.sh`), which makes a missing broker a failure. Every test makes
+//! topics of its own; the test that pauses a broker starts a broker of its own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::service::TestServer;
+
+// ---------------------------------------------------------------------------
+// The broker
+// ---------------------------------------------------------------------------
+
+/// A Kafka-protocol broker the tests can use.
+struct Kafka {
+    brokers: String,
+}
+
+/// The shared test broker, or `None` (with a note) if there is none and none is required.
+fn broker() -> Option<Kafka> {
+    let brokers = std::env::var("TIDEMARK_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let reachable = metadata(&brokers).is_ok();
+    if !reachable {
+        if std::env::var("TIDEMARK_REQUIRE_KAFKA").is_ok_and(|v| v == "1") {
+            panic!("no Kafka broker at {brokers}; scripts/kafka-up.sh starts one");
+        }
+        eprintln!("skipped: no Kafka broker at {brokers} (scripts/kafka-up.sh starts one)");
+        return None;
+    }
+    Some(Kafka { brokers })
+}
+
+fn metadata(brokers: &str) -> Result<(), String> {
+    let consumer: BaseConsumer = client(brokers).create().map_err(|e| e.to_string())?;
+    consumer.fetch_metadata(None, Duration::from_secs(3)).map(drop).map_err(|e| e.to_string())
+}
+
+fn client(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers).set("group.id", "tidemark-tests").set("enable.auto.commit", "false");
+    config
+}
+
+/// A topic name no other test (or earlier run) uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+/// A message as read back.
+#[derive(Clone, Debug)]
+struct Read {
+    partition: i32,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+impl Kafka {
+    async fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = client(&self.brokers).create().expect("admin client");
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let results = admin.create_topics([&new], &AdminOptions::new()).await.expect("create topics");
+        for result in results {
+            result.expect("topic created");
+        }
+    }
+
+    /// Produces `(partition, value)` messages (a `None` value is a null message), in
+    /// order per partition, and waits until all are delivered.
+    fn produce(&self, topic: &str, messages: &[(i32, Option<String>)]) {
+        let producer: ThreadedProducer<_> =
+            client(&self.brokers).set("enable.idempotence", "true").create().expect("producer");
+        for (partition, value) in messages {
+            let mut record = BaseRecord::<(), String>::to(topic).partition(*partition);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            let mut record = record;
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60)).expect("messages delivered");
+    }
+
+    /// Every message of `topic`, partition by partition, in offset order.
+    fn read_all(&self, topic: &str) -> Vec<Read> {
+        let consumer: BaseConsumer = client(&self.brokers).create().expect("consumer");
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
+        let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        let mut ends = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for p in partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).expect("watermarks");
+            if high > low {
+                assignment.add_partition_offset(topic, p, Offset::Offset(low)).unwrap();
+                ends.insert(p, high);
+            }
+        }
+        let mut read = Vec::new();
+        if ends.is_empty() {
+            return read;
+        }
+        consumer.assign(&assignment).expect("assign");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ends.is_empty() {
+            assert!(Instant::now() < deadline, "could not read {topic} back");
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+            let message = message.expect("message");
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            read.push(Read { partition: message.partition(), key: text(message.key()), value: text(message.payload()) });
+            if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
+                ends.remove(&message.partition());
+            }
+        }
+        read.sort_by_key(|r| r.partition);
+        read
+    }
+}
+
+/// A broker of a test's own (to pause it), started and stopped by the project's scripts.
+struct OwnBroker {
+    kafka: Kafka,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let port = free_port();
+        let data = tempfile::tempdir().expect("temp dir");
+        let status = Command::new(repo().join("scripts/kafka-up.sh"))
+            .env("KAFKA_PORT", port.to_string())
+            .env("KAFKA_DATA_DIR", data.path())
+            .status()
+            .expect("run scripts/kafka-up.sh");
+        assert!(status.success(), "scripts/kafka-up.sh failed");
+        OwnBroker { kafka: Kafka { brokers: format!("127.0.0.1:{port}") }, port, _data: data }
+    }
+
+    fn pid(&self) -> String {
+        let path = repo().join(format!(".tools/kafka-{}.pid", self.port));
+        std::fs::read_to_string(path).expect("broker pid file").trim().to_string()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid()]).status().expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/kafka-down.sh"))
+            .env("KAFKA_PORT", self.port.to_string())
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+// ---------------------------------------------------------------------------
+// Events and the reference
+// ---------------------------------------------------------------------------
+
+const WINDOW: u64 = 1000;
+const OUT_OF_ORDER: u64 = 500;
+/// An event past all others: sent to every partition, it moves every partition's
+/// watermark past every window, so that all are complete (and none is evicted yet:
+/// `retention` is an hour).
+const END_KEY: &str = "~end";
+const END_TS: u64 = 1_000_000;
+
+/// `n` events per partition, in event-time order within each partition but for
+/// swaps within `OUT_OF_ORDER`, and with partition `p` running `p * 7000` ms behind
+/// partition 0: out of order across partitions.
+fn events(seed: u64, partitions: i32, n: usize, from: u64) -> Vec<(i32, String)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut all = Vec::new();
+    for p in 0..partitions {
+        let mut ts = from + (partitions - 1 - p) as u64 * 7000;
+        let mut part: Vec<(u64, String)> = (0..n)
+            .map(|_| {
+                ts += rng.random_range(0..40);
+                let key = format!("k{}", rng.random_range(0..12));
+                (ts, format!(r#"{{"key":"{key}","ts":{ts},"value":{}}}"#, rng.random_range(-50..100)))
+            })
+            .collect();
+        for i in 1..part.len() {
+            if rng.random_range(0..20) == 0 && part[i].0 - part[i - 1].0 < OUT_OF_ORDER {
+                part.swap(i - 1, i);
+            }
+        }
+        all.extend(part.into_iter().map(|(_, text)| (p, text)));
+    }
+    all
+}
+
+fn end_markers(partitions: i32) -> Vec<(i32, Option<String>)> {
+    (0..partitions).map(|p| (p, Some(format!(r#"{{"key":"{END_KEY}","ts":{END_TS},"value":0}}"#)))).collect()
+}
+
+/// The windows of `events` (all on time), as `window_agg` rows without `avg`.
+fn reference(events: &[(i32, String)]) -> BTreeMap<(String, u64), Value> {
+    let mut windows: BTreeMap<(String, u64), Vec<i64>> = BTreeMap::new();
+    for (_, text) in events {
+        let e: Value = serde_json::from_str(text).unwrap();
+        let (key, ts) = (e["key"].as_str().unwrap().to_string(), e["ts"].as_u64().unwrap());
+        windows.entry((key, ts / WINDOW * WINDOW)).or_default().push(e["value"].as_i64().unwrap());
+    }
+    windows
+        .into_iter()
+        .map(|((key, start), values)| {
+            let row = json!({
+                "key": key, "start": start, "end": start + WINDOW, "count": values.len(),
+                "sum": values.iter().sum::<i64>() as f64,
+                "min": *values.iter().min().unwrap() as f64, "max": *values.iter().max().unwrap() as f64,
+            });
+            ((key, start), row)
+        })
+        .collect()
+}
+
+/// Output rows (but the end marker's) as the reference shows them.
+fn windows_of(rows: &[Value]) -> BTreeMap<(String, u64), Value> {
+    rows.iter()
+        .filter(|r| r["key"] != END_KEY)
+        .map(|r| {
+            let key = (r["key"].as_str().unwrap().to_string(), r["start"].as_u64().unwrap());
+            let count = r["count"].as_u64().unwrap() as f64;
+            let avg = r["avg"].as_f64().unwrap();
+            assert!((avg * count - r["sum"].as_f64().unwrap()).abs() < 1e-6, "avg of {r}");
+            let row = json!({
+                "key": r["key"], "start": r["start"], "end": r["end"], "count": r["count"],
+                "sum": r["sum"].as_f64().unwrap(), "min": r["min"].as_f64().unwrap(), "max": r["max"].as_f64().unwrap(),
+            });
+            (key, row)
+        })
+        .collect()
+}
+
+fn assert_windows(rows: &[Value], expected: &BTreeMap<(String, u64), Value>) {
+    let actual = windows_of(rows);
+    let missing: Vec<_> = expected.iter().filter(|(k, v)| actual.get(*k) != Some(v)).take(5).collect();
+    let extra: Vec<_> = actual.iter().filter(|(k, _)| !expected.contains_key(*k)).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} windows expected, {} found; differing: {missing:?}; unexpected: {extra:?}",
+        expected.len(),
+        actual.len()
+    );
+}
+
+fn job_spec(name: &str, brokers: &str, topic: &str, sink: Option<&str>) -> Value {
+    let mut spec = json!({
+        "name": name,
+        "dataflow": "window_agg",
+        // No processing-time advances: once caught up, the frontier stays put.
+        "params": {
+            "window": {"tumbling": {"size": WINDOW}}, "max_out_of_orderness": OUT_OF_ORDER, "idle_timeout_ms": null
+        },
+        "inputs": {"events": {"source": "kafka", "brokers": brokers, "topic": topic, "start": "earliest"}},
+    });
+    if let Some(sink) = sink {
+        spec["outputs"] = json!({"windows": {"sink": "kafka", "brokers": brokers, "topic": sink}});
+    }
+    spec
+}
+
+// ---------------------------------------------------------------------------
+// Reading a job over HTTP
+// ---------------------------------------------------------------------------
+
+/// A server reachable over HTTP: in-process or a child process.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn of(server: &TestServer) -> Api {
+        Api { base: server.base.clone(), client: server.client.clone() }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        match self.client.get(format!("{}{path}", self.base)).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.client.post(format!("{}{path}", self.base)).json(body).send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits (up to 90 s) until the job's status satisfies `done`; returns it.
+    async fn wait_until(&self, job: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (code, status) = self.get(&format!("/api/v1/jobs/{job}")).await;
+            assert_eq!(code, 200, "{status}");
+            assert_eq!(status["state"], "running", "{status}");
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {status:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every partition of input `events` is read to its end, and output
+    /// `windows` has passed the end markers' watermark.
+    async fn wait_caught_up(&self, job: &str, partitions: usize) -> Value {
+        self.wait_until(job, "the job to catch up", |s| {
+            let parts = s["inputs"]["events"]["partitions"].as_array().cloned().unwrap_or_default();
+            parts.len() == partitions
+                && parts.iter().all(|p| p["lag"] == 0 && p["committed"] == p["high_watermark"])
+                && s["outputs"]["windows"]["frontier"].as_u64().is_some_and(|f| f >= END_TS - OUT_OF_ORDER)
+        })
+        .await
+    }
+
+    async fn rows(&self, job: &str, output: &str) -> (u64, Vec<Value>) {
+        let (code, body) = self.get(&format!("/api/v1/jobs/{job}/outputs/{output}")).await;
+        assert_eq!(code, 200, "{body}");
+        let frontier = body["frontier"].as_u64().unwrap_or_else(|| panic!("no frontier: {body}"));
+        (frontier, body["rows"].as_array().unwrap().clone())
+    }
+}
+
+/// Sums the data messages of a sink topic by row; checks that each partition's
+/// messages never go below a progress already written there.
+fn sink_content(messages: &[Read]) -> (BTreeMap<String, i64>, Option<u64>) {
+    let mut content: BTreeMap<String, i64> = BTreeMap::new();
+    let mut progress: BTreeMap<i32, u64> = BTreeMap::new();
+    for m in messages {
+        let value: Value = serde_json::from_str(m.value.as_deref().expect("a value")).expect("JSON");
+        if let Some(p) = value["progress"].as_u64() {
+            let last = progress.entry(m.partition).or_default();
+            assert!(p >= *last, "progress went back from {last} to {p}");
+            *last = p;
+            continue;
+        }
+        let time = value["time"].as_u64().expect("time");
+        let floor = progress.get(&m.partition).copied().unwrap_or(0);
+        assert!(time >= floor, "a change at {time} after progress {floor}: {value}");
+        let row = &value["row"];
+        let key: Value = serde_json::from_str(m.key.as_deref().expect("a key")).expect("key JSON");
+        assert_eq!(key, json!({"key": row["key"], "start": row["start"]}), "key of {value}");
+        *content.entry(row.to_string()).or_default() += value["diff"].as_i64().expect("diff");
+    }
+    content.retain(|_, n| *n != 0);
+    (content, progress.values().copied().min())
+}
+
+fn multiset(rows: &[Value]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        *m.entry(r.to_string()).or_default() += 1;
+    }
+    m
+}
+
+/// Waits until the sink has written everything up to the output's frontier, then
+/// checks that the topic sums to exactly the output's content.
+async fn assert_sink_exact(api: &Api, kafka: &Kafka, job: &str, topic: &str) {
+    let status = api
+        .wait_until(job, "the sink to catch up", |s| {
+            let sink = &s["outputs"]["windows"]["sink"];
+            sink["state"] == "streaming"
+                && sink["progress"] == s["outputs"]["windows"]["frontier"]
+                && sink["delivered"].as_u64() >= sink["messages"].as_u64()
+        })
+        .await;
+    let (frontier, rows) = api.rows(job, "windows").await;
+    assert_eq!(Some(frontier), status["outputs"]["windows"]["frontier"].as_u64(), "the output moved meanwhile");
+    let (content, progress) = sink_content(&kafka.read_all(topic));
+    assert_eq!(progress, Some(frontier), "last progress in the topic");
+    let expected = multiset(&rows);
+    let differing: Vec<_> = expected
+        .iter()
+        .filter(|(r, n)| content.get(*r) != Some(n))
+        .chain(content.iter().filter(|(r, _)| !expected.contains_key(*r)))
+        .take(5)
+        .collect();
+    assert!(differing.is_empty(), "the sink topic does not sum to the output; e.g. {differing:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+/// Three partitions, out of order across them, with broken messages among the
+/// events: the windows equal a reference, the broken messages are dead-lettered,
+/// and the status shows each partition read to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_partitions_out_of_order_match_a_reference() {
+    let Some(kafka) = broker() else { return };
+    let topic = unique("three-partitions");
+    kafka.create_topic(&topic, 3).await;
+    let events = events(1, 3, 1500, 0);
+    let broken: Vec<(i32, Option<String>)> = vec![
+        (1, Some("not json".into())),
+        (1, None),
+        (2, Some(r#"{"key":"k1"}"#.into())),
+        (0, Some(r#"{"key":"k1","ts":-1,"value":1}"#.into())),
+        (2, Some(r#"{"key":"k1","ts":5,"value":1e999}"#.into())),
+    ];
+    let mut messages: Vec<(i32, Option<String>)> = events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    // Broken messages in the middle of their partitions.
+    for (i, b) in broken.iter().enumerate() {
+        messages.insert(500 + 900 * i, b.clone());
+    }
+    messages.extend(end_markers(3));
+    kafka.produce(&topic, &messages);
+
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("k3", &kafka.brokers, &topic, None)).await;
+    assert_eq!(code, 201, "{body}");
+    let status = api.wait_caught_up("k3", 3).await;
+    let (_, rows) = api.rows("k3", "windows").await;
+    assert_windows(&rows, &reference(&events));
+
+    let input = &status["inputs"]["events"];
+    assert_eq!(input["source"]["source"], "kafka");
+    assert_eq!(input["accepted"], events.len() as u64 + 3, "{input}");
+    assert_eq!(input["rejected"], 5, "{input}");
+    for (p, partition) in input["partitions"].as_array().unwrap().iter().enumerate() {
+        let produced = messages.iter().filter(|(q, _)| *q == p as i32).count() as u64;
+        assert_eq!(partition["partition"], p as u64);
+        assert_eq!((partition["high_watermark"].as_u64(), partition["position"].as_u64()), (Some(produced), Some(produced)));
+        assert_eq!(partition["watermark"], END_TS - OUT_OF_ORDER);
+    }
+    let dead = api.wait_until("k3", "dead letters", |s| s["outputs"]["dead_letter"]["rows"] == 5).await;
+    assert_eq!(dead["outputs"]["dead_letter"]["rows"], 5);
+    let (_, letters) = api.rows("k3", "dead_letter").await;
+    assert!(letters.iter().all(|l| l["reason"] == "invalid" && l["input"] == "events"), "{letters:?}");
+    assert!(letters.iter().any(|l| l["record"] == "not json"), "{letters:?}");
+    server.stop().await;
+}
+
+/// `start: latest` reads only what is written after the job was created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_latest_skips_what_the_topic_held() {
+    let Some(kafka) = broker() else { return };
+    let topic = unique("latest");
+    kafka.create_topic(&topic, 2).await;
+    let before = events(2, 2, 200, 0);
+    kafka.produce(&topic, &before.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let mut spec = job_spec("latest", &kafka.brokers, &topic, None);
+    spec["inputs"]["events"]["start"] = json!("latest");
+    let (code, body) = api.post("/api/v1/jobs", &spec).await;
+    assert_eq!(code, 201, "{body}");
+    let after = events(3, 2, 200, 100_000);
+    let mut messages: Vec<_> = after.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(2));
+    kafka.produce(&topic, &messages);
+    let status = api.wait_caught_up("latest", 2).await;
+    assert_eq!(status["inputs"]["events"]["accepted"], after.len() as u64 + 2);
+    let (_, rows) = api.rows("latest", "windows").await;
+    assert_windows(&rows, &reference(&after));
+    server.stop().await;
+}
+
+/// Specs are checked, and a broker that cannot be reached is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_specs_are_checked() {
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let unreachable = format!("127.0.0.1:{}", free_port());
+    let cases = [
+        (job_spec("bad", "nohost", "t", None), 422, "inputs.events.brokers"),
+        (job_spec("bad", "127.0.0.1:9092", "a/b", None), 422, "inputs.events.topic"),
+        (job_spec("bad", "127.0.0.1:9092", "t", Some("no good")), 422, "outputs.windows.topic"),
+        (job_spec("bad", &unreachable, "t", None), 503, "inputs.events"),
+    ];
+    for (spec, code, field) in cases {
+        let (got, body) = api.post("/api/v1/jobs", &spec).await;
+        assert_eq!(got, code, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    let mut spec = job_spec("bad", "127.0.0.1:9092", "t", None);
+    spec["inputs"]["events"]["config"] = json!({"group.id": "mine"});
+    let (got, body) = api.post("/api/v1/jobs", &spec).await;
+    assert_eq!((got, body["error"]["code"].as_str()), (422, Some("invalid_source")), "{body}");
+    spec["inputs"]["events"]["config"] = json!({});
+    spec["outputs"] = json!({"windows": {"sink": "s3", "brokers": "127.0.0.1:9092", "topic": "t"}});
+    let (got, body) = api.post("/api/v1/jobs", &spec).await;
+    assert_eq!((got, body["error"]["code"].as_str()), (422, Some("invalid_sink")), "{body}");
+    assert_eq!(api.get("/api/v1/jobs").await.1, json!([]));
+    server.stop().await;
+}
+
+/// The server binary, as a child process with a data directory of its own.
+struct Process {
+    child: Child,
+    api: Api,
+}
+
+impl Process {
+    async fn start(data_dir: &Path) -> Process {
+        let config = data_dir.join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data_dir.join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tidemark");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_string))
+        })
+        .await
+        .unwrap()
+        .expect("the server says where it listens");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Process { child, api: Api { base: format!("http://{line}"), client } }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// kill -9 in the middle of reading, then restart on the same data directory: the
+/// job comes back, rebuilds its results from the topic, and its sink topic sums to
+/// exactly the output (nothing lost, nothing twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
+    let Some(kafka) = broker() else { return };
+    let (topic, sink) = (unique("restart"), unique("restart-sink"));
+    kafka.create_topic(&topic, 3).await;
+    let first = events(4, 3, 4000, 0);
+    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Process::start(dir.path()).await;
+    let (code, body) = process.api.post("/api/v1/jobs", &job_spec("restart", &kafka.brokers, &topic, Some(&sink))).await;
+    assert_eq!(code, 201, "{body}");
+    // Kill once the sink has written part of the output.
+    process
+        .api
+        .wait_until("restart", "the sink to write", |s| {
+            s["outputs"]["windows"]["sink"]["delivered"].as_u64().is_some_and(|d| d > 200)
+        })
+        .await;
+    process.kill();
+
+    let mut process = Process::start(dir.path()).await;
+    let second = events(5, 3, 1000, 200_000);
+    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    kafka.produce(&topic, &messages);
+    process.api.wait_caught_up("restart", 3).await;
+    let (_, rows) = process.api.rows("restart", "windows").await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    assert_windows(&rows, &reference(&all));
+    assert_sink_exact(&process.api, &kafka, "restart", &sink).await;
+
+    // Once more, killed while idle: the sink writes nothing new.
+    let before = kafka.read_all(&sink).len();
+    process.kill();
+    let process = Process::start(dir.path()).await;
+    process.api.wait_caught_up("restart", 3).await;
+    assert_sink_exact(&process.api, &kafka, "restart", &sink).await;
+    assert_eq!(kafka.read_all(&sink).len(), before, "a restart with nothing new rewrote the sink");
+}
+
+/// The broker paused (SIGSTOP) for 10 s while records keep coming, then resumed:
+/// the job stays up and answers, then catches up with nothing lost, and its sink
+/// topic sums to exactly the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_broker_loses_nothing() {
+    if broker().is_none() {
+        return;
+    }
+    let own = OwnBroker::start();
+    let kafka = &own.kafka;
+    let (topic, sink) = (unique("paused"), unique("paused-sink"));
+    kafka.create_topic(&topic, 3).await;
+    let first = events(6, 3, 1000, 0);
+    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("paused", &kafka.brokers, &topic, Some(&sink))).await;
+    assert_eq!(code, 201, "{body}");
+    api.wait_until("paused", "the first records", |s| {
+        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
+    })
+    .await;
+
+    own.signal("-STOP");
+    // Records keep coming meanwhile: a producer queues them until the broker is back.
+    let second = events(7, 3, 1000, 100_000);
+    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    let producing = {
+        let brokers = kafka.brokers.clone();
+        let topic = topic.clone();
+        std::thread::spawn(move || Kafka { brokers }.produce(&topic, &messages))
+    };
+    for _ in 0..10 {
+        let asked = Instant::now();
+        let (code, status) = api.get("/api/v1/jobs/paused").await;
+        assert_eq!((code, status["state"].as_str()), (200, Some("running")), "{status}");
+        assert!(asked.elapsed() < Duration::from_secs(2), "the API stalled with the broker");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    own.signal("-CONT");
+    tokio::task::spawn_blocking(move || producing.join().expect("producer")).await.unwrap();
+
+    api.wait_caught_up("paused", 3).await;
+    let (_, rows) = api.rows("paused", "windows").await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    assert_windows(&rows, &reference(&all));
+    assert_sink_exact(&api, kafka, "paused", &sink).await;
+    server.stop().await;
+}
