@@ -128,7 +128,13 @@ impl<E: Engine> RunningJob<E> {
             .zip(input_options)
             .map(|(desc, opts)| InputPort {
                 name: desc.name.clone(),
-                router: Mutex::new(InputRouter::new(&desc.name, desc.codec.clone(), opts, workers, params.idle_timeout)),
+                router: Mutex::new(InputRouter::new(
+                    &desc.name,
+                    desc.codec.clone(),
+                    opts,
+                    workers,
+                    params.idle_timeout,
+                )),
                 frontier: AtomicU64::new(0),
                 watermark: AtomicU64::new(0),
                 stats: Mutex::new(InputStats::default()),

@@ -163,7 +163,10 @@ mod tests {
             (serde_json::json!({"brokers": "h:1", "topic": "t", "start": "middle"}), "unknown variant"),
             (serde_json::json!({"brokers": "h:1", "topic": "t", "config": {"group.id": "g"}}), "config.group.id"),
             (serde_json::json!({"brokers": "h:1", "topic": "t", "config": {"no.such.thing": "1"}}), "no.such.thing"),
-            (serde_json::json!({"brokers": "h:1", "topic": "t", "config": {"fetch.max.bytes": "lots"}}), "fetch.max.bytes"),
+            (
+                serde_json::json!({"brokers": "h:1", "topic": "t", "config": {"fetch.max.bytes": "lots"}}),
+                "fetch.max.bytes",
+            ),
         ] {
             let error = source(bad.clone()).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");

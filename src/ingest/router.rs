@@ -249,7 +249,8 @@ impl InputRouter {
     /// `now` (if any is not).
     pub(crate) fn follow_lanes(&mut self, now: Instant) {
         let idle = self.idle_timeout;
-        let active = self.lanes.iter().filter(|l| idle.is_none_or(|idle| now.saturating_duration_since(l.active_at) < idle));
+        let active =
+            self.lanes.iter().filter(|l| idle.is_none_or(|idle| now.saturating_duration_since(l.active_at) < idle));
         if let Some(least) = active.map(|l| l.watermark).min() {
             self.clock.advance_to(least);
         }
@@ -267,7 +268,12 @@ impl InputRouter {
             .collect()
     }
 
-    fn route_in<'a>(&mut self, lane: Option<usize>, records: impl IntoIterator<Item = &'a [u8]>, now: Instant) -> Routed {
+    fn route_in<'a>(
+        &mut self,
+        lane: Option<usize>,
+        records: impl IntoIterator<Item = &'a [u8]>,
+        now: Instant,
+    ) -> Routed {
         let records = records.into_iter();
         let mut batch = self.codec.batch(self.workers, records.size_hint().1.unwrap_or(1024).min(1 << 16));
         let mut report = IngestReport::default();
@@ -444,10 +450,10 @@ mod tests {
         let later = t0 + Duration::from_millis(1500);
         r.route_lane(0, texts(&[300]).iter().map(|t| t.as_slice()), later);
         assert_eq!(r.clock.watermark(), 290);
-        assert_eq!(r.lanes(later), vec![
-            LaneState { watermark: 290, idle: false },
-            LaneState { watermark: 140, idle: true }
-        ]);
+        assert_eq!(
+            r.lanes(later),
+            vec![LaneState { watermark: 290, idle: false }, LaneState { watermark: 140, idle: true }]
+        );
         // Back from idle, its records are judged against the input's watermark.
         assert_eq!(r.route_lane(1, texts(&[200]).iter().map(|t| t.as_slice()), later).report.late, 1);
         assert_eq!(r.clock.watermark(), 290);

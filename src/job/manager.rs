@@ -405,7 +405,8 @@ fn start_sources(job: &Arc<ManagedJob>, mut state: State, data_dir: Option<PathB
     let name = &job.spec.name;
     for (output, spec) in &job.sink_specs {
         let port = &job.job.outputs()[*output];
-        let sink = kafka::Sink::start(format!("{name}.{}", port.name), spec.clone(), port.rows.clone(), port.key.clone());
+        let sink =
+            kafka::Sink::start(format!("{name}.{}", port.name), spec.clone(), port.rows.clone(), port.key.clone());
         job.kafka_sinks.lock().expect("sinks lock").push((*output, sink));
     }
     for (input, source) in job.sources.iter().enumerate() {

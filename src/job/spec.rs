@@ -221,12 +221,17 @@ fn sink_of(field: &str, spec: &Value) -> Result<kafka::SinkSpec, SpecError> {
     match kind.as_ref().and_then(Value::as_str) {
         Some("kafka") => {
             let kafka: kafka::SinkSpec = decode(field, rest)?;
-            kafka.validate().map_err(|e| SpecError::new(format!("{field}.{}", e.field), "invalid_sink", e.message, false))?;
+            kafka
+                .validate()
+                .map_err(|e| SpecError::new(format!("{field}.{}", e.field), "invalid_sink", e.message, false))?;
             Ok(kafka)
         }
-        Some(other) => {
-            Err(SpecError::new(format!("{field}.sink"), "invalid_sink", format!("unknown sink `{other}` (known: kafka)"), false))
-        }
+        Some(other) => Err(SpecError::new(
+            format!("{field}.sink"),
+            "invalid_sink",
+            format!("unknown sink `{other}` (known: kafka)"),
+            false,
+        )),
         None => Err(SpecError::new(format!("{field}.sink"), "invalid_sink", "is required: kafka", true)),
     }
 }

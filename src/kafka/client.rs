@@ -2,8 +2,8 @@
 //! they report (errors, partition offsets, deliveries) for status pages.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -31,6 +31,14 @@ pub(crate) const RESERVED: &[&str] = &[
     "delivery.timeout.ms",
 ];
 
+/// Asks for offset and partition statistics once a second, for status pages; for
+/// clients created with a [`Context`], which keeps them (the default context would
+/// log them).
+pub(crate) fn watched(mut config: ClientConfig) -> ClientConfig {
+    config.set("statistics.interval.ms", "1000");
+    config
+}
+
 /// How often a client reports the same kind of trouble in the log.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -42,14 +50,13 @@ pub(crate) enum Role {
 }
 
 /// The configuration of a client of `brokers` named `client_id`, with the user's
-/// extra properties.
+/// extra properties. Short-lived clients (offset lookups, read-backs) use it as is;
+/// long-lived ones add [`watched`].
 pub(crate) fn config(brokers: &str, client_id: &str, role: Role, extra: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("client.id", client_id)
-        // Offset and partition statistics for status pages, once a second.
-        .set("statistics.interval.ms", "1000")
         // Come back quickly after a broker outage.
         .set("reconnect.backoff.max.ms", "2000")
         .set("topic.metadata.refresh.interval.ms", "10000")

@@ -211,7 +211,12 @@ impl Writer {
             let current = match &producer {
                 Some(p) => p,
                 None => {
-                    let config = client::config(&self.spec.brokers, &self.name, Role::Producer, &self.spec.config);
+                    let config = client::watched(client::config(
+                        &self.spec.brokers,
+                        &self.name,
+                        Role::Producer,
+                        &self.spec.config,
+                    ));
                     match config.create_with_context(self.shared.context.clone()) {
                         Ok(p) => producer.insert(p),
                         Err(e) => {
@@ -262,6 +267,7 @@ impl Writer {
     fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<(broadcast::Receiver<Arc<Step>>, i32)>, String> {
         self.shared.set_state("reading back");
         let Some(written) = self.read_back()? else { return Ok(None) };
+        *self.shared.progress.lock().expect("progress lock") = written.progress;
         if written.foreign > 0 {
             self.shared.context.trouble(format!(
                 "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
@@ -414,7 +420,8 @@ impl Writer {
 
     /// Reads the whole topic, creating it if it does not exist (`None`: stopped).
     fn read_back(&self) -> Result<Option<Written>, String> {
-        let config = client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
+        let config =
+            client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
         let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
         let mut written = Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0 };
         let partitions = super::source::partitions(&consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
@@ -431,7 +438,9 @@ impl Writer {
                 .fetch_watermarks(&self.spec.topic, partition, REQUEST_TIMEOUT)
                 .map_err(|e| format!("cannot read the offsets of {}/{partition}: {e}", self.spec.topic))?;
             if high > low {
-                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(low)).map_err(|e| e.to_string())?;
+                assignment
+                    .add_partition_offset(&self.spec.topic, partition, Offset::Offset(low))
+                    .map_err(|e| e.to_string())?;
                 ends.insert(partition, high);
             }
         }
@@ -473,7 +482,8 @@ impl Writer {
 
     /// Creates the topic with one partition (one order for all its messages).
     fn create_topic(&self) -> Result<(), String> {
-        let config = client::config(&self.spec.brokers, &format!("{}-admin", self.name), Role::Producer, &self.spec.config);
+        let config =
+            client::config(&self.spec.brokers, &format!("{}-admin", self.name), Role::Producer, &self.spec.config);
         let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| e.to_string())?;
         let topic = NewTopic::new(&self.spec.topic, 1, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));

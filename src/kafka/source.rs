@@ -78,9 +78,8 @@ pub(super) fn partitions<C: rdkafka::consumer::ConsumerContext>(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<i32>, String> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("cannot reach the brokers: {e}"))?;
+    let metadata =
+        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot reach the brokers: {e}"))?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(Vec::new()) };
     match found.error() {
         None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
@@ -221,7 +220,7 @@ impl Reader {
 
     fn run(self, offsets: Option<Offsets>, resolved: Box<dyn FnOnce(&Offsets) + Send>) {
         let context = self.shared.context.clone();
-        let config = client::config(&self.spec.brokers, &self.name, Role::Consumer, &self.spec.config);
+        let config = client::watched(client::config(&self.spec.brokers, &self.name, Role::Consumer, &self.spec.config));
         let consumer: BaseConsumer<Context> = match config.create_with_context(context.clone()) {
             Ok(consumer) => consumer,
             Err(e) => return context.trouble(format!("cannot create a consumer: {e}")),

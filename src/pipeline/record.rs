@@ -47,9 +47,11 @@ impl<T: Data + Serialize> Row for T {}
 pub struct JsonText(Box<str>);
 
 impl JsonText {
-    /// Wraps text that is a valid JSON value.
+    /// Wraps text that is a valid JSON value that every JSON reader accepts:
+    /// numbers out of the range of a double (`1e999`) are refused, as readers
+    /// of the output would choke on them.
     pub fn from_json(text: &str) -> Option<JsonText> {
-        serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+        serde_json::from_str::<serde_json::Value>(text).ok()?;
         Some(JsonText(text.trim().into()))
     }
 
@@ -103,6 +105,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"a": [1, 2.50]}"#);
         assert_eq!(serde_json::to_string(&JsonText::string("not {json")).unwrap(), r#""not {json""#);
         assert!(JsonText::from_json("{").is_none());
+        assert!(JsonText::from_json(r#"{"value": 1e999}"#).is_none(), "out of a double's range");
         let bytes = bincode_like_round_trip(&t);
         assert_eq!(bytes, t);
     }

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::job::manager::ManagedJob;
 use crate::ingest::LaneState;
+use crate::job::manager::ManagedJob;
 use crate::job::spec::{self, Source};
 use crate::kafka;
 
