@@ -6,12 +6,23 @@
 #   scripts/bench.sh           # 1M and 5M events, 5 repetitions each, medians
 #   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
 #   scripts/bench.sh --serve   # the service: latency and throughput (benches/serve/load.rs)
+#   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
 #
 # Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
 # (gitignored); the measurements also go to bench-data/results-window_agg.txt
 # (results-window_agg-quick.txt with --quick).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+declare -A events_of=([200k]=200000 [1m]=1000000 [5m]=5000000)
+ensure_events() { # size: generates bench-data/events-<size>.ndjson if missing
+    local data=bench-data/events-$1.ndjson
+    if [[ ! -s $data ]]; then
+        echo "generating $data"
+        bench-data/bin/gen_events --events "${events_of[$1]}" --keys 1000 --seed 42 "$data.tmp"
+        mv "$data.tmp" "$data"
+    fi
+}
 
 quick=0
 case "${1:-}" in
@@ -25,7 +36,30 @@ case "${1:-}" in
         cp target/release/tidemark target/release/examples/serve_load bench-data/bin/
         bench-data/bin/serve_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-serve.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options]]" >&2; exit 2 ;;
+    --kafka)
+        # Kafka -> window_agg: with librdkafka's in-memory mock cluster (what tidemark
+        # itself sustains), then with tansu on 127.0.0.1:9092 (a real broker on disk,
+        # started here if none runs, and stopped again). See BENCHMARKS.md.
+        cargo build --release --bin tidemark --examples
+        mkdir -p bench-data/bin
+        cp target/release/tidemark target/release/examples/kafka_load target/release/examples/gen_events bench-data/bin/
+        ensure_events 1m
+        ensure_events 200k
+        if ! python3 scripts/kafka-probe.py 127.0.0.1 9092; then
+            trap './scripts/kafka-down.sh' EXIT
+            ./scripts/kafka-up.sh
+        fi
+        results=bench-data/results-kafka.txt
+        {
+            echo "Kafka -> window_agg benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), tidemark $(git rev-parse --short HEAD 2>/dev/null)"
+            echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+            echo
+        } | tee "$results"
+        bench-data/bin/kafka_load --binary bench-data/bin/tidemark --mock --data bench-data/events-1m.ndjson --reps 5 | tee -a "$results"
+        echo | tee -a "$results"
+        bench-data/bin/kafka_load --binary bench-data/bin/tidemark --data bench-data/events-200k.ndjson --reps 3 | tee -a "$results"
+        exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then
@@ -33,8 +67,6 @@ if ((quick)); then
 else
     sizes=(1m 5m); reps=5; results=bench-data/results-window_agg.txt
 fi
-declare -A events_of=([200k]=200000 [1m]=1000000 [5m]=5000000)
-
 [[ -x /usr/bin/time ]] || { echo "bench.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
 
 cargo build --release --bin tidemark --examples
@@ -45,12 +77,7 @@ tidemark=bench-data/bin/tidemark
 yardstick=bench-data/bin/yardstick_window_agg
 
 for size in "${sizes[@]}"; do
-    data=bench-data/events-$size.ndjson
-    if [[ ! -s $data ]]; then
-        echo "generating $data"
-        bench-data/bin/gen_events --events "${events_of[$size]}" --keys 1000 --seed 42 "$data.tmp"
-        mv "$data.tmp" "$data"
-    fi
+    ensure_events "$size"
 done
 
 : >"$results"

@@ -971,7 +971,8 @@ fn raw_replay(cfg: &Config, input: &[String]) -> Vec<String> {
 #[test]
 fn out_of_range_numbers_are_invalid() {
     // JSON's grammar allows `1e400`, an f64 cannot hold it: the record is invalid, and
-    // its dead letter carries it verbatim (as sent) with its `ts` when that is valid.
+    // its dead letter carries its text as a JSON string (many JSON readers refuse the
+    // number itself), with its `ts` when that is valid.
     let bad = [
         (r#"{"key":"a","ts":3,"value":1e400}"#, "3"),
         (r#"{"key":"a","ts":4,"value":-1e400}"#, "4"),
@@ -982,17 +983,18 @@ fn out_of_range_numbers_are_invalid() {
     let cfg = Config::new(Window::Tumbling { size: 10 });
     let raw = raw_replay(&cfg, &input);
     let mut printed = Printed::default();
-    for line in raw.iter().filter(|l| !l.contains("1e400")) {
+    for line in &raw {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("unreadable output line ({e}): {line}"));
         printed.rows.entry(v["output"].as_str().expect("output").to_string()).or_default().push(v["row"].clone());
     }
-    assert_rows("out-of-range numbers", &printed, &[w("a", 0, 10, &[1.0, 2.0])], &[]);
-    for (record, ts) in bad {
-        let expected = format!(
-            r#"{{"output":"dead_letter","row":{{"input":"events","record":{record},"reason":"invalid","ts":{ts}}}}}"#
-        );
-        assert!(raw.contains(&expected), "missing {expected} in {raw:#?}");
-    }
+    let dead: Vec<Value> = bad
+        .iter()
+        .map(|(record, ts)| {
+            let ts: Value = serde_json::from_str(ts).unwrap();
+            json!({"input": "events", "record": record, "reason": "invalid", "ts": ts})
+        })
+        .collect();
+    assert_rows("out-of-range numbers", &printed, &[w("a", 0, 10, &[1.0, 2.0])], &dead);
 }
 
 // ---------------------------------------------------------------------------

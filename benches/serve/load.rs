@@ -21,14 +21,16 @@
 //! target/release/examples/serve_load latency --rates 10000 --seconds 5
 //! ```
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+
+#[path = "../common/server.rs"]
+mod server;
 use serde_json::{Value, json};
+use server::ServerProcess;
 use tokio::sync::Mutex;
 
 struct Args {
@@ -66,51 +68,6 @@ fn args() -> Args {
         }
     }
     args
-}
-
-/// The server under test; killed when dropped.
-struct ServerProcess {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    fn start(binary: &str, workers: usize) -> ServerProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("empty.toml");
-        std::fs::write(&config, "").expect("config");
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string(), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e} (build it with cargo build --release)"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line}"));
-        ServerProcess { child, base: format!("http://{addr}"), _dir: dir }
-    }
-
-    /// User + system CPU seconds of the server so far.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        ticks / 100.0
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn now_ms() -> u64 {

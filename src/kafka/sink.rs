@@ -173,6 +173,9 @@ struct Written {
     foreign: u64,
 }
 
+/// A reconciled sink: the output's later steps, and the topic's partitions.
+type Resumed = (broadcast::Receiver<Arc<Step>>, i32);
+
 /// A message of a sink topic, data or progress.
 #[derive(Deserialize)]
 struct Entry<'a> {
@@ -264,7 +267,7 @@ impl Writer {
 
     /// Reads the topic back and writes what it lacks of the output's content; returns
     /// the stream of later steps and the topic's partitions (`None`: stopped).
-    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<(broadcast::Receiver<Arc<Step>>, i32)>, String> {
+    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, String> {
         self.shared.set_state("reading back");
         let Some(written) = self.read_back()? else { return Ok(None) };
         *self.shared.progress.lock().expect("progress lock") = written.progress;
@@ -314,7 +317,7 @@ impl Writer {
         &self,
         waiter: &tokio::runtime::Runtime,
         producer: &KafkaProducer,
-        (mut steps, partitions): (broadcast::Receiver<Arc<Step>>, i32),
+        (mut steps, partitions): Resumed,
     ) -> Ended {
         self.shared.set_state("streaming");
         loop {

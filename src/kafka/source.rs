@@ -99,9 +99,10 @@ pub struct PartitionStatus {
     pub position: Option<i64>,
     /// The next offset whose predecessors are all applied to the job's outputs.
     pub committed: Option<i64>,
-    /// The partition's end, as last reported by the broker.
+    /// The partition's end, as the consumer's latest statistics give it (refreshed
+    /// every second, from the latest fetch response).
     pub high_watermark: Option<i64>,
-    /// Records in the partition not yet applied.
+    /// Records in the partition not yet applied: `high_watermark - committed`.
     pub lag: Option<i64>,
 }
 

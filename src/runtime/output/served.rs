@@ -124,6 +124,7 @@ impl Served {
 
     /// Applies the changes of a frontier step (all at times below `frontier`).
     pub(crate) fn step(&mut self, mut changes: Vec<Change>, frontier: Option<Time>, watermark: Time) {
+        self.apply_net(&changes);
         changes.sort_by(|a, b| (a.time, &a.row).cmp(&(b.time, &b.row)));
         let mut batches = Vec::new();
         let mut changes = changes.into_iter().peekable();
@@ -131,7 +132,6 @@ impl Served {
             let time = first.time;
             let mut consolidated: Vec<(RowText, Diff)> = Vec::new();
             for change in std::iter::once(first).chain(std::iter::from_fn(|| changes.next_if(|c| c.time == time))) {
-                self.apply(&change);
                 match consolidated.last_mut() {
                     Some((row, diff)) if *row == change.row => *diff += change.diff,
                     _ => consolidated.push((change.row, change.diff)),
@@ -155,26 +155,44 @@ impl Served {
         let _ = self.steps.send(Arc::new(Step { batches, frontier, watermark, rendered: OnceLock::new() }));
     }
 
-    fn apply(&mut self, change: &Change) {
-        let n = self.rows.entry(change.row.clone()).or_insert(0);
+    /// Applies the net effect of a step's changes to the rows and the index: a row
+    /// that changed at many times within the step (a window updated by each of its
+    /// events) costs one update, not one per time.
+    fn apply_net(&mut self, changes: &[Change]) {
+        // Hashing, not sorting: rows share long prefixes (`{"key":...`), which makes
+        // comparisons slow.
+        let mut net: HashMap<&str, (Diff, &Change), foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(changes.len(), Default::default());
+        for change in changes {
+            net.entry(&change.row).or_insert((0, change)).0 += change.diff;
+        }
+        for (diff, change) in net.into_values() {
+            if diff != 0 {
+                self.apply(&change.row, change.key.as_ref(), diff);
+            }
+        }
+    }
+
+    fn apply(&mut self, row: &RowText, key: Option<&RowKey>, diff: Diff) {
+        let n = self.rows.entry(row.clone()).or_insert(0);
         let before = *n;
-        *n += change.diff;
+        *n += diff;
         let after = *n;
         if after == 0 {
-            self.rows.remove(&change.row);
+            self.rows.remove(row);
         }
-        if let Some(key) = &change.key
+        if let Some(key) = key
             && (before == 0) != (after == 0)
         {
             if after == 0 {
                 if let Some(rows) = self.index.get_mut(key) {
-                    rows.remove(&change.row);
+                    rows.remove(row);
                     if rows.is_empty() {
                         self.index.remove(key);
                     }
                 }
             } else {
-                self.index.entry(key.clone()).or_default().insert(change.row.clone());
+                self.index.entry(key.clone()).or_default().insert(row.clone());
             }
         }
     }
