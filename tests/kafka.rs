@@ -512,6 +512,35 @@ async fn start_latest_skips_what_the_topic_held() {
     server.stop().await;
 }
 
+/// A job may be created before its topic exists: the topic is read from its
+/// beginning once it does. (Partitions added to a topic later are found the same way,
+/// by looking the topic up every 5 s; neither tansu nor librdkafka's mock cluster can
+/// add partitions, so that is not tested here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_appears_later_is_read() {
+    let Some(kafka) = broker() else { return };
+    let topic = unique("later");
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("later", &kafka.brokers, &topic, None)).await;
+    assert_eq!(code, 201, "{body}");
+    let status = api.get("/api/v1/jobs/later").await.1;
+    assert_eq!(status["inputs"]["events"]["partitions"], json!([]), "{status:#}");
+
+    kafka.create_topic(&topic, 3).await;
+    let events = events(7, 3, 300, 0);
+    let mut messages: Vec<_> = events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    kafka.produce(&topic, &messages);
+    let status = api.wait_caught_up("later", 3).await;
+    for partition in status["inputs"]["events"]["partitions"].as_array().unwrap() {
+        assert_eq!(partition["start"], Value::Null, "read from the beginning: {partition}");
+    }
+    let (_, rows) = api.rows("later", "windows").await;
+    assert_windows(&rows, &reference(&events));
+    server.stop().await;
+}
+
 /// Specs are checked, and a broker that cannot be reached is a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_specs_are_checked() {
