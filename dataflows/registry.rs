@@ -3,6 +3,7 @@
 //! Every module here is user space: it uses only `tidemark::pipeline::prelude`, and
 //! a pipeline of a user's is added the same way, by a module and a line below.
 
+pub mod kmeans;
 pub mod orders;
 pub mod trending;
 pub mod window_agg;
@@ -17,4 +18,5 @@ pub fn registry() -> Registry {
         .with(trending::Trending)
         .with(orders::Orders)
         .with(word_count::WordCount)
+        .with(kmeans::KMeans)
 }

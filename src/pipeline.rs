@@ -25,6 +25,7 @@ pub mod aggregate;
 pub(crate) mod clock;
 mod dataflow;
 mod dedupe;
+mod iterate;
 mod join;
 pub(crate) mod keyed;
 mod num;
@@ -39,6 +40,7 @@ pub use dataflow::{
     BuildError, DEAD_LETTER, Dataflow, DecodedParams, Description, InputDesc, InputOptions, Job, OutputDesc, Pipeline,
     Registry, TimeMode,
 };
+pub use iterate::{Loop, LoopCollection, Round, iterate};
 pub use num::{ExactSum, Num};
 pub use params::{ParamError, Params, check_duration};
 pub use record::{JsonText, Record, Row};
@@ -78,5 +80,6 @@ pub mod prelude {
         Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing, check_duration,
         top_k,
     };
+    pub use super::{Loop, LoopCollection, iterate};
     pub use serde::{Deserialize, Serialize};
 }

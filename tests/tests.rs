@@ -10,6 +10,7 @@ mod golden;
 mod http_api;
 mod jobs;
 mod kafka;
+mod kmeans_reference;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]
 mod harness;

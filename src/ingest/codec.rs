@@ -19,8 +19,10 @@ pub(crate) trait Codec: Send + Sync {
 
 /// One batch per worker, filled record by record.
 pub(crate) trait BatchBuilder: Send {
-    /// Parses and validates one record; on success it is staged and its event time returned.
-    fn parse(&mut self, text: &[u8]) -> Result<Time, String>;
+    /// Parses and validates one record; on success it is staged and its event time
+    /// returned. `shape` is the input's record shape (see [`Record::shape`]): fixed by
+    /// the first valid record, checked for every other.
+    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, String>;
     /// Moves the staged record into `worker`'s batch at `time`, stamped `stamp`.
     fn commit(&mut self, worker: usize, time: Time, stamp: Time);
     /// The batches (`None` for workers that got nothing).
@@ -49,13 +51,21 @@ struct TypedBatch<R> {
 }
 
 impl<R: Record> BatchBuilder for TypedBatch<R> {
-    fn parse(&mut self, text: &[u8]) -> Result<Time, String> {
+    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, String> {
         let record: R = serde_json::from_slice(text).map_err(|e| e.to_string())?;
         let ts = record.ts();
         if ts > MAX_TS {
             return Err(format!("ts {ts} is out of range (at most {MAX_TS})"));
         }
         record.validate()?;
+        if let Some((field, size)) = record.shape() {
+            match *shape {
+                Some(expected) if expected != size => {
+                    return Err(format!("`{field}` has {size} values; this input's records have {expected}"));
+                }
+                _ => *shape = Some(size),
+            }
+        }
         self.staged = Some(record);
         Ok(ts)
     }

@@ -192,6 +192,8 @@ pub(crate) struct InputRouter {
     lanes: Vec<Lane>,
     workers: usize,
     next: usize,
+    /// The shape the input's records share, once a valid record fixed it.
+    shape: Option<usize>,
 }
 
 impl InputRouter {
@@ -214,6 +216,7 @@ impl InputRouter {
             lanes: Vec::new(),
             workers,
             next: 0,
+            shape: None,
         }
     }
 
@@ -284,7 +287,7 @@ impl InputRouter {
             self.next = lane % self.workers;
         }
         for (index, text) in records.into_iter().enumerate() {
-            let ts = match batch.parse(text) {
+            let ts = match batch.parse(text, &mut self.shape) {
                 Ok(ts) => ts,
                 Err(error) => {
                     dead.push(self.dead_letter(text, Reason::Invalid, event_time(text)));

@@ -33,6 +33,13 @@ pub trait Record: Data + DeserializeOwned {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The record's *shape*, which every record of one input must share: a field and
+    /// its length, such as the dimension of a point (`("coords", 3)`). The first
+    /// valid record of an input fixes it; a later record of another shape is
+    /// `invalid`. `None` (the default): records have no shape.
+    fn shape(&self) -> Option<(&'static str, usize)> {
+        None
+    }
 }
 
 /// A row type an output emits: serialized to one JSON object.

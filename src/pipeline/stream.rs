@@ -7,7 +7,7 @@ use differential_dataflow::{Hashable, VecCollection};
 use super::aggregate::Aggregate;
 use super::clock::Clock;
 use super::keyed::keyed;
-use super::window::{WindowKind, fixed::FixedWindows, session::Sessions};
+use super::window::{WindowKind, fixed::FixedWindows, members::Members, session::Sessions};
 use super::{Collection, Data, Diff, Time, TimeMode, Window, Windowing};
 
 /// An event-time stream of records of type `D`.
@@ -112,5 +112,35 @@ impl<'s, D: Data> Stream<'s, D> {
             }
             _ => keyed(inner, key_hash, split, &[clock], mode, name, FixedWindows::new(*windowing, agg)),
         }
+    }
+
+    /// Each record in each of its windows: `(window, record)`, for computations over
+    /// a window's whole content (clustering, training a model per window).
+    ///
+    /// A record enters the windows its arrival allows (`end + allowed_lateness` above
+    /// the watermark when it arrived), at its own time, and leaves each window when
+    /// that window is evicted (`retention` after it is final; never without
+    /// retention). `emit` does not apply: members are inputs, not results. Tumbling
+    /// and sliding windows only (sessions depend on the data).
+    ///
+    /// # Panics
+    /// With session windows.
+    pub fn windowed(
+        self,
+        name: &str,
+        windowing: &Windowing,
+        ts: impl Fn(&D) -> Time + 'static,
+    ) -> Collection<'s, (Window, D)> {
+        assert!(!matches!(windowing.kind, WindowKind::Session { .. }), "windowed: session windows are not supported");
+        let Stream { inner, clock, mode } = self;
+        keyed(
+            inner,
+            |d: &D| d.hashed(),
+            move |d: D| (d.clone(), ts(&d)),
+            &[clock],
+            mode,
+            name,
+            Members::new(*windowing),
+        )
     }
 }

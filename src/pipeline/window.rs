@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod fixed;
+pub(crate) mod members;
 pub(crate) mod session;
 
 use super::aggregate::Aggregate;
