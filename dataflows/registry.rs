@@ -4,6 +4,7 @@
 //! a pipeline of a user's is added the same way, by a module and a line below.
 
 pub mod kmeans;
+pub mod logreg;
 pub mod orders;
 pub mod trending;
 pub mod window_agg;
@@ -19,4 +20,5 @@ pub fn registry() -> Registry {
         .with(orders::Orders)
         .with(word_count::WordCount)
         .with(kmeans::KMeans)
+        .with(logreg::LogReg)
 }
