@@ -3,6 +3,7 @@
 //! Every module here is user space: it uses only `tidemark::pipeline::prelude`, and
 //! a pipeline of a user's is added the same way, by a module and a line below.
 
+pub mod components;
 pub mod kmeans;
 pub mod logreg;
 pub mod orders;
@@ -21,4 +22,5 @@ pub fn registry() -> Registry {
         .with(word_count::WordCount)
         .with(kmeans::KMeans)
         .with(logreg::LogReg)
+        .with(components::Components)
 }
