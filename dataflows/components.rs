@@ -116,7 +116,7 @@ impl Pipeline for Components {
         let stream = job.input::<Edge>("edges", params.time.input(Lateness::Never))?;
         // Each record adds or removes its edge; an edge is present while its count is
         // positive.
-        let changes = stream.collection().join_function(|e: Edge| {
+        let changes = stream.batched("edges").join_function(|e: Edge| {
             let diff = if e.op == Op::Add { 1 } else { -1 };
             [((e.src, e.dst), 0, diff)]
         });

@@ -206,7 +206,7 @@ impl Pipeline for KMeans {
             }
             None => {
                 let stream = job.input::<Point>("points", params.time.input(Lateness::Never))?;
-                stream.collection().map(|p| (None, p))
+                stream.batched("points").map(|p| (None, p))
             }
         };
 

@@ -7,6 +7,7 @@
 #   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
 #   scripts/bench.sh --serve   # the service: latency and throughput (benches/serve/load.rs)
 #   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
+#   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
 #
 # Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
 # (gitignored); the measurements also go to bench-data/results-window_agg.txt
@@ -59,7 +60,13 @@ case "${1:-}" in
         echo | tee -a "$results"
         bench-data/bin/kafka_load --binary bench-data/bin/tidemark --data bench-data/events-200k.ndjson --reps 3 | tee -a "$results"
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka]" >&2; exit 2 ;;
+    --loops)
+        cargo build --release --bin tidemark --examples
+        mkdir -p bench-data/bin
+        cp target/release/tidemark target/release/examples/kmeans_load bench-data/bin/
+        bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
+        exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

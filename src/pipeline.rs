@@ -14,6 +14,11 @@
 //! collections, which [`top_k`] and every differential operator accept.
 //! [`Stream::collection`] is the escape hatch to raw differential dataflow.
 //!
+//! Cycles: [`iterate`] runs a loop to its fixed point with a round cap, and
+//! [`Stream::windowed`] gives each record in each of its windows, so that a loop keyed
+//! by window recomputes only the windows whose data changed (see `dataflows/kmeans.rs`,
+//! `dataflows/logreg.rs`, `dataflows/components.rs`).
+//!
 //! ```text
 //! input ─► Stream<D> ──window_aggregate──► Collection<(K, Window, Out)> ──map──► output
 //!            │  ▲                              │

@@ -33,6 +33,7 @@ impl ServerProcess {
     }
 
     /// User + system CPU seconds of the server so far.
+    #[allow(dead_code)] // not every benchmark reports CPU
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();

@@ -7,7 +7,12 @@ use differential_dataflow::{Hashable, VecCollection};
 use super::aggregate::Aggregate;
 use super::clock::Clock;
 use super::keyed::keyed;
-use super::window::{WindowKind, fixed::FixedWindows, members::Members, session::Sessions};
+use super::window::{
+    WindowKind,
+    fixed::FixedWindows,
+    members::{Members, PassThrough},
+    session::Sessions,
+};
 use super::{Collection, Data, Diff, Time, TimeMode, Window, Windowing};
 
 /// An event-time stream of records of type `D`.
@@ -118,10 +123,14 @@ impl<'s, D: Data> Stream<'s, D> {
     /// a window's whole content (clustering, training a model per window).
     ///
     /// A record enters the windows its arrival allows (`end + allowed_lateness` above
-    /// the watermark when it arrived), at its own time, and leaves each window when
-    /// that window is evicted (`retention` after it is final; never without
-    /// retention). `emit` does not apply: members are inputs, not results. Tumbling
-    /// and sliding windows only (sessions depend on the data).
+    /// the watermark when it arrived) and leaves each window when that window is
+    /// evicted (`retention` after it is final; never without retention). `emit` does
+    /// not apply: members are inputs, not results. Tumbling and sliding windows only
+    /// (sessions depend on the data).
+    ///
+    /// Members change once per frontier step, at its last time, not at each record's
+    /// own time: what is computed from a window (a clustering, a model) is computed
+    /// once per step rather than once per distinct event time in it.
     ///
     /// # Panics
     /// With session windows.
@@ -132,15 +141,16 @@ impl<'s, D: Data> Stream<'s, D> {
         ts: impl Fn(&D) -> Time + 'static,
     ) -> Collection<'s, (Window, D)> {
         assert!(!matches!(windowing.kind, WindowKind::Session { .. }), "windowed: session windows are not supported");
-        let Stream { inner, clock, mode } = self;
-        keyed(
-            inner,
-            |d: &D| d.hashed(),
-            move |d: D| (d.clone(), ts(&d)),
-            &[clock],
-            mode,
-            name,
-            Members::new(*windowing),
-        )
+        let Stream { inner, clock, .. } = self;
+        let members = Members::new(*windowing);
+        keyed(inner, |d: &D| d.hashed(), move |d: D| (d.clone(), ts(&d)), &[clock], TimeMode::Compact, name, members)
+    }
+
+    /// The records as a collection that changes once per frontier step, at its last
+    /// time: for loops over everything seen so far, which then run once per step
+    /// rather than once per distinct event time.
+    pub fn batched(self, name: &str) -> Collection<'s, D> {
+        let Stream { inner, clock, .. } = self;
+        keyed(inner, |d: &D| d.hashed(), |d: D| (d, ()), &[clock], TimeMode::Compact, name, PassThrough::default())
     }
 }

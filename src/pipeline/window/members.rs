@@ -66,3 +66,30 @@ impl<D: Data> KeyedLogic for Members<D> {
         out.extend(self.changes.drain(..).map(|(member, diff)| (member, time, diff)));
     }
 }
+
+/// The [`KeyedLogic`] that hands records on unchanged (to re-time them per step).
+pub(crate) struct PassThrough<D> {
+    changes: Vec<(D, Diff)>,
+}
+
+impl<D> Default for PassThrough<D> {
+    fn default() -> Self {
+        PassThrough { changes: Vec::new() }
+    }
+}
+
+impl<D: Data> KeyedLogic for PassThrough<D> {
+    type Key = D;
+    type Value = ();
+    type Out = D;
+
+    fn update(&mut self, record: D, (): (), _stamp: Time, diff: Diff) {
+        self.changes.push((record, diff));
+    }
+
+    fn watermark(&mut self, _watermarks: &[Time]) {}
+
+    fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>) {
+        out.extend(self.changes.drain(..).map(|(record, diff)| (record, time, diff)));
+    }
+}
