@@ -2,11 +2,12 @@
 //! removals), with 1 and 2 workers, checked after every prefix of the stream.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+
+use crate::harness::Run;
 
 /// A random stream of edge additions and removals over `nodes` nodes.
 fn stream(seed: u64, n: usize, nodes: usize) -> Vec<(String, String, bool)> {
@@ -62,39 +63,19 @@ fn reference(changes: &[(String, String, bool)]) -> BTreeMap<String, String> {
 }
 
 /// Replays `changes` in steps of `chunk` records (each step advances the frontier, so
-/// the loop re-converges incrementally after each).
+/// the loop re-converges incrementally after each): the sorted `components` and
+/// `sizes` rows.
 fn replay(changes: &[(String, String, bool)], workers: usize, chunk: usize) -> (Vec<String>, Vec<String>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("edges.ndjson");
-    let mut file = std::fs::File::create(&path).expect("create input");
-    for (i, (a, b, add)) in changes.iter().enumerate() {
-        let op = if *add { "add" } else { "remove" };
-        writeln!(file, "{}", json!({"src": a, "dst": b, "ts": i, "op": op})).expect("write input");
-    }
-    drop(file);
-    let spec = tidemark::replay::Replay {
-        dataflow: "components".into(),
-        inputs: vec![("edges".into(), path)],
-        params: Vec::new(),
-        outputs: Vec::new(),
-        changes: false,
-        workers,
-        chunk_lines: chunk,
-    };
-    let mut out = Vec::new();
-    tidemark::replay::replay(&crate::dataflows::registry(), &spec, &mut out).expect("replay");
-    let (mut components, mut sizes) = (Vec::new(), Vec::new());
-    for line in String::from_utf8(out).expect("utf-8").lines() {
-        let v: Value = serde_json::from_str(line).expect("JSON");
-        match v["output"].as_str() {
-            Some("components") => components.push(v["row"].to_string()),
-            Some("sizes") => sizes.push(v["row"].to_string()),
-            other => panic!("unexpected output {other:?}: {line}"),
-        }
-    }
-    components.sort();
-    sizes.sort();
-    (components, sizes)
+    let lines = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b, add))| {
+            json!({"src": a, "dst": b, "ts": i, "op": if *add { "add" } else { "remove" }}).to_string()
+        })
+        .collect();
+    let printed = Run::new("components").input("edges", lines).workers(workers).chunk_lines(chunk).go();
+    assert_eq!(printed.rows("dead_letter"), &[] as &[Value]);
+    (printed.sorted("components"), printed.sorted("sizes"))
 }
 
 #[test]

@@ -118,10 +118,35 @@ impl Printed {
         self.rows.get(output).map_or(&[], Vec::as_slice)
     }
 
+    /// Every output's rows as sorted multisets of their JSON texts.
+    pub fn all_sorted(&self) -> BTreeMap<String, Vec<String>> {
+        self.rows.keys().map(|output| (output.clone(), self.sorted(output))).collect()
+    }
+
     /// The rows of `output` as a sorted multiset of their JSON texts.
     pub fn sorted(&self, output: &str) -> Vec<String> {
         let mut rows: Vec<String> = self.rows(output).iter().map(Value::to_string).collect();
         rows.sort();
         rows
+    }
+}
+
+/// Outputs as sorted row texts, by output name.
+pub type SortedRows = BTreeMap<String, Vec<String>>;
+
+/// Asserts that `actual` and `expected` hold the same rows for each of `outputs`,
+/// showing a few of the differences.
+pub fn assert_same_rows(what: &str, outputs: &[&str], actual: &SortedRows, expected: &SortedRows) {
+    for output in outputs {
+        let (a, e) =
+            (actual.get(*output).cloned().unwrap_or_default(), expected.get(*output).cloned().unwrap_or_default());
+        let missing: Vec<_> = e.iter().filter(|r| !a.contains(r)).take(3).collect();
+        let extra: Vec<_> = a.iter().filter(|r| !e.contains(r)).take(3).collect();
+        assert!(
+            a == e,
+            "{what}: {output}: {} rows, {} expected; missing {missing:?}; unexpected {extra:?}",
+            a.len(),
+            e.len()
+        );
     }
 }

@@ -2,13 +2,13 @@
 //! and 2 workers; bad points dead-lettered; a late point changes only its window.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tidemark::pipeline::ExactSum;
 
+use crate::harness::{Run, SortedRows, assert_same_rows};
 use crate::service::TestServer;
 
 /// A point: id, event time, coordinates.
@@ -126,49 +126,18 @@ fn expected(points: &[Point], windows: &[(u64, u64)], k: usize, max_rounds: u64)
 
 /// Replays `lines` through `kmeans`; the printed rows of each output, sorted.
 fn replay(lines: &[String], params: &[(&str, Value)], workers: usize) -> BTreeMap<String, Vec<String>> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("points.ndjson");
-    let mut file = std::fs::File::create(&path).expect("create input");
-    for line in lines {
-        writeln!(file, "{line}").expect("write input");
-    }
-    drop(file);
-    let spec = tidemark::replay::Replay {
-        dataflow: "kmeans".into(),
-        inputs: vec![("points".into(), path)],
-        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        outputs: Vec::new(),
-        changes: false,
-        workers,
-        chunk_lines: 0,
-    };
-    let mut out = Vec::new();
-    tidemark::replay::replay(&crate::dataflows::registry(), &spec, &mut out).expect("replay");
-    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8(out).expect("utf-8").lines() {
-        let v: Value = serde_json::from_str(line).expect("JSON");
-        rows.entry(v["output"].as_str().unwrap().to_string()).or_default().push(v["row"].to_string());
-    }
-    rows.values_mut().for_each(|r| r.sort());
-    rows
+    let run = params.iter().fold(Run::new("kmeans"), |run, (k, v)| run.param(k, v.clone()));
+    run.input("points", lines.to_vec()).workers(workers).go().all_sorted()
 }
 
 fn lines(points: &[Point]) -> Vec<String> {
     points.iter().map(|(id, ts, coords)| json!({"id": id, "ts": ts, "coords": coords}).to_string()).collect()
 }
 
-fn assert_same(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &BTreeMap<String, Vec<String>>) {
-    for output in ["centroids", "assignments", "quality"] {
-        let (a, e) = (actual.get(output).cloned().unwrap_or_default(), expected[output].clone());
-        let missing: Vec<_> = e.iter().filter(|r| !a.contains(r)).take(3).collect();
-        let extra: Vec<_> = a.iter().filter(|r| !e.contains(r)).take(3).collect();
-        assert!(
-            a == e,
-            "{what}: {output}: {} rows, {} expected; missing {missing:?}; unexpected {extra:?}",
-            a.len(),
-            e.len()
-        );
-    }
+const OUTPUTS: &[&str] = &["centroids", "assignments", "quality"];
+
+fn assert_same(what: &str, actual: &SortedRows, expected: &SortedRows) {
+    assert_same_rows(what, OUTPUTS, actual, expected);
 }
 
 #[test]
@@ -250,7 +219,7 @@ async fn a_late_point_changes_only_its_window() {
     assert_eq!(code, 200, "{body}");
     let (code, body) = server.post("/api/v1/jobs/km/inputs/points/advance", &json!({"watermark": 5000})).await;
     assert_eq!(code, 200, "{body}");
-    let before = snapshot(&server).await;
+    let before = server.snapshot("km", OUTPUTS).await;
     assert_same("before", &before, &expected(&pts, &[(0, 1000), (1000, 2000), (2000, 3000)], 3, 50));
 
     let late: Point = ("late".into(), 1500, vec![30.0, -30.0]);
@@ -259,7 +228,7 @@ async fn a_late_point_changes_only_its_window() {
     assert_eq!((code, &body["late"]), (200, &json!(1)), "{body}");
     let (code, body) = server.post("/api/v1/jobs/km/inputs/points/advance", &json!({"watermark": 5001})).await;
     assert_eq!(code, 200, "{body}");
-    let after = snapshot(&server).await;
+    let after = server.snapshot("km", OUTPUTS).await;
     let mut all = pts.clone();
     all.push(late);
     assert_same("after", &after, &expected(&all, &[(0, 1000), (1000, 2000), (2000, 3000)], 3, 50));
@@ -274,17 +243,4 @@ async fn a_late_point_changes_only_its_window() {
     }
     assert!(changed >= 2, "the late point changed nothing");
     server.stop().await;
-}
-
-/// Every row of the three outputs of job `km`, sorted.
-async fn snapshot(server: &TestServer) -> BTreeMap<String, Vec<String>> {
-    let mut rows = BTreeMap::new();
-    for output in ["centroids", "assignments", "quality"] {
-        let (code, body) = server.get(&format!("/api/v1/jobs/km/outputs/{output}")).await;
-        assert_eq!(code, 200, "{body}");
-        let mut r: Vec<String> = body["rows"].as_array().unwrap().iter().map(Value::to_string).collect();
-        r.sort();
-        rows.insert(output.to_string(), r);
-    }
-    rows
 }

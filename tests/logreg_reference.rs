@@ -3,13 +3,13 @@
 //! model and changes only its own and the next window's evaluation.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tidemark::pipeline::ExactSum;
 
+use crate::harness::{Run, SortedRows, assert_same_rows};
 use crate::service::TestServer;
 
 /// An example: event time, features, label, whether it is for evaluation.
@@ -132,54 +132,23 @@ fn expected(all: &[Example], size: u64, p: &Params) -> BTreeMap<String, Vec<Stri
     out
 }
 
+/// Replays `examples`, then the `extra` lines, through `logreg`; the printed rows of
+/// each output, sorted.
 fn replay(
     examples: &[Example],
     extra: &[String],
     params: &[(&str, Value)],
     workers: usize,
 ) -> BTreeMap<String, Vec<String>> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("examples.ndjson");
-    let mut file = std::fs::File::create(&path).expect("create input");
-    for e in examples {
-        writeln!(file, "{}", e.json()).expect("write input");
-    }
-    for line in extra {
-        writeln!(file, "{line}").expect("write input");
-    }
-    drop(file);
-    let spec = tidemark::replay::Replay {
-        dataflow: "logreg".into(),
-        inputs: vec![("examples".into(), path)],
-        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        outputs: Vec::new(),
-        changes: false,
-        workers,
-        chunk_lines: 0,
-    };
-    let mut out = Vec::new();
-    tidemark::replay::replay(&crate::dataflows::registry(), &spec, &mut out).expect("replay");
-    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8(out).expect("utf-8").lines() {
-        let v: Value = serde_json::from_str(line).expect("JSON");
-        rows.entry(v["output"].as_str().unwrap().to_string()).or_default().push(v["row"].to_string());
-    }
-    rows.values_mut().for_each(|r| r.sort());
-    rows
+    let lines: Vec<String> = examples.iter().map(|e| e.json().to_string()).chain(extra.iter().cloned()).collect();
+    let run = params.iter().fold(Run::new("logreg"), |run, (k, v)| run.param(k, v.clone()));
+    run.input("examples", lines).workers(workers).go().all_sorted()
 }
 
-fn assert_same(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &BTreeMap<String, Vec<String>>) {
-    for output in ["models", "evaluation"] {
-        let (a, e) = (actual.get(output).cloned().unwrap_or_default(), expected[output].clone());
-        let missing: Vec<_> = e.iter().filter(|r| !a.contains(r)).take(2).collect();
-        let extra: Vec<_> = a.iter().filter(|r| !e.contains(r)).take(2).collect();
-        assert!(
-            a == e,
-            "{what}: {output}: {} rows, {} expected; missing {missing:?}; unexpected {extra:?}",
-            a.len(),
-            e.len()
-        );
-    }
+const OUTPUTS: &[&str] = &["models", "evaluation"];
+
+fn assert_same(what: &str, actual: &SortedRows, expected: &SortedRows) {
+    assert_same_rows(what, OUTPUTS, actual, expected);
 }
 
 #[test]
@@ -238,14 +207,14 @@ async fn a_late_example_retrains_one_model_and_two_evaluations() {
     assert_eq!(server.post("/api/v1/jobs/lr/inputs/examples", &json!(records)).await.0, 200);
     assert_eq!(server.post("/api/v1/jobs/lr/inputs/examples/advance", &json!({"watermark": 6000})).await.0, 200);
     let p = Params { max_rounds: 100, learning_rate: 0.5, l2: 0.0, tolerance: Some(0.0001) };
-    let before = snapshot(&server).await;
+    let before = server.snapshot("lr", OUTPUTS).await;
     assert_same("before", &before, &expected(&data, 1000, &p));
 
     let late = Example { id: "late".into(), ts: 1500, x: vec![1.5, -1.5], y: 0, eval: false };
     let (code, body) = server.post("/api/v1/jobs/lr/inputs/examples", &json!([late.json()])).await;
     assert_eq!((code, &body["late"]), (200, &json!(1)), "{body}");
     assert_eq!(server.post("/api/v1/jobs/lr/inputs/examples/advance", &json!({"watermark": 6001})).await.0, 200);
-    let after = snapshot(&server).await;
+    let after = server.snapshot("lr", OUTPUTS).await;
     let mut all = data.clone();
     all.push(late);
     assert_same("after", &after, &expected(&all, 1000, &p));
@@ -265,17 +234,4 @@ async fn a_late_example_retrains_one_model_and_two_evaluations() {
     assert_eq!(changed("models"), vec![1000], "only window 1's model is re-trained");
     assert_eq!(changed("evaluation"), vec![1000, 2000], "only windows 1 and 2 are re-evaluated");
     server.stop().await;
-}
-
-/// Every row of `models` and `evaluation` of job `lr`, sorted.
-async fn snapshot(server: &TestServer) -> BTreeMap<String, Vec<String>> {
-    let mut rows = BTreeMap::new();
-    for output in ["models", "evaluation"] {
-        let (code, body) = server.get(&format!("/api/v1/jobs/lr/outputs/{output}")).await;
-        assert_eq!(code, 200, "{body}");
-        let mut r: Vec<String> = body["rows"].as_array().unwrap().iter().map(Value::to_string).collect();
-        r.sort();
-        rows.insert(output.to_string(), r);
-    }
-    rows
 }

@@ -76,6 +76,19 @@ impl TestServer {
     }
 
     /// `GET path` → (status, JSON body).
+    /// The rows of each of `outputs` of `job`, as sorted JSON texts.
+    pub async fn snapshot(&self, job: &str, outputs: &[&str]) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut rows = std::collections::BTreeMap::new();
+        for output in outputs {
+            let (code, body) = self.get(&format!("/api/v1/jobs/{job}/outputs/{output}")).await;
+            assert_eq!(code, 200, "{body}");
+            let mut r: Vec<String> = body["rows"].as_array().expect("rows").iter().map(Value::to_string).collect();
+            r.sort();
+            rows.insert(output.to_string(), r);
+        }
+        rows
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self.client.get(self.url(path)).send().await.expect("GET");
         let status = response.status().as_u16();
