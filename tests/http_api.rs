@@ -6,7 +6,6 @@
 //! Most tests talk to a real server over TCP ([`TestServer`]); a few drive the router
 //! in-process with `tower::ServiceExt::oneshot`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use tidemark::serve::{App, Limits};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::harness::{Expected, Judged, Reference, approx, assert_windows};
 use crate::service::{TestOptions, TestServer};
 
 // ---------------------------------------------------------------------------
@@ -107,101 +107,6 @@ fn assert_error(what: &str, (status, body): (u16, Value), expected: &[u16], code
     }
     for m in mentions {
         assert!(message.contains(m), "{what}: message does not name `{m}`: {message}");
-    }
-}
-
-fn approx(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
-}
-
-/// An expected row of `windows`.
-#[derive(Clone, Debug, PartialEq)]
-struct Expected {
-    key: String,
-    start: u64,
-    end: u64,
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Expected {
-    fn of(key: &str, start: u64, end: u64, values: &[f64]) -> Expected {
-        Expected {
-            key: key.into(),
-            start,
-            end,
-            count: values.len() as u64,
-            sum: values.iter().sum(),
-            min: values.iter().copied().fold(f64::INFINITY, f64::min),
-            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        }
-    }
-}
-
-/// Compares the rows of `windows` with the expected ones (in any order).
-#[track_caller]
-fn assert_windows(what: &str, actual: &[Value], expected: &[Expected]) {
-    let mut actual: Vec<&Value> = actual.iter().collect();
-    actual.sort_by_key(|r| (r["key"].as_str().unwrap_or_default().to_string(), r["start"].as_u64()));
-    let mut expected: Vec<&Expected> = expected.iter().collect();
-    expected.sort_by_key(|e| (e.key.clone(), e.start));
-    let shown = || format!("actual {actual:#?}\nexpected {expected:#?}");
-    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ\n{}", shown());
-    for (row, e) in actual.iter().zip(&expected) {
-        let number = |f: &str| row[f].as_f64().unwrap_or_else(|| panic!("{what}: `{f}` is not a number in {row}"));
-        let ok = row["key"] == e.key.as_str()
-            && row["start"] == e.start
-            && row["end"] == e.end
-            && row["count"] == e.count
-            && approx(number("sum"), e.sum)
-            && approx(number("min"), e.min)
-            && approx(number("max"), e.max)
-            && approx(number("avg"), e.sum / e.count as f64);
-        assert!(ok, "{what}: row {row} differs from {e:?}\n{}", shown());
-    }
-}
-
-/// A reference of `window_agg` with tumbling windows, written from API.md: lateness
-/// is judged per event against the watermark when it arrives.
-struct Reference {
-    size: u64,
-    max_out_of_orderness: u64,
-    allowed_lateness: u64,
-    watermark: u64,
-    windows: BTreeMap<(String, u64), Vec<f64>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Judged {
-    OnTime,
-    Late,
-    TooLate,
-}
-
-impl Reference {
-    fn new(size: u64, max_out_of_orderness: u64, allowed_lateness: u64) -> Reference {
-        Reference { size, max_out_of_orderness, allowed_lateness, watermark: 0, windows: BTreeMap::new() }
-    }
-
-    fn feed(&mut self, key: &str, ts: u64, value: f64) -> Judged {
-        let w = self.watermark;
-        let start = ts - ts % self.size;
-        if start + self.size + self.allowed_lateness <= w {
-            return Judged::TooLate;
-        }
-        self.windows.entry((key.to_string(), start)).or_default().push(value);
-        self.watermark = w.max(ts.saturating_sub(self.max_out_of_orderness));
-        if ts < w { Judged::Late } else { Judged::OnTime }
-    }
-
-    fn advance(&mut self, watermark: u64) {
-        self.watermark = self.watermark.max(watermark);
-    }
-
-    fn rows(&self) -> Vec<Expected> {
-        self.windows.iter().map(|((key, start), values)| Expected::of(key, *start, start + self.size, values)).collect()
     }
 }
 

@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -18,7 +16,7 @@ use tidemark::job::manager::JobSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::service::{TestOptions, TestServer};
+use crate::service::{TestOptions, TestServer, spawn_binary};
 
 /// The longest any single wait may take.
 const WAIT: Duration = Duration::from_secs(20);
@@ -950,65 +948,6 @@ async fn an_empty_configuration_starts_no_jobs() {
     server.stop().await;
 }
 
-/// A child process, killed (and reaped) when dropped, also when a test fails.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tidemark serve` on a free port; returns it and its base URL.
-async fn spawn_binary(config: &Path, data_dir: &Path, log: PathBuf) -> (Child, String) {
-    let stderr = std::fs::File::create(&log).expect("log file");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn tidemark");
-    let mut child = Child(child);
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end, so the child never blocks on a full pipe.
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = lines.send(line);
-        }
-    });
-    let found = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match received.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        return Some(addr.trim().to_string());
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    })
-    .await
-    .expect("reader");
-    let Some(addr) = found else {
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        panic!("tidemark serve did not print `listening on ADDR`; its log:\n{log}");
-    };
-    (child, format!("http://{addr}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_keeps_its_jobs_across_a_kill() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1035,8 +974,7 @@ async fn the_binary_keeps_its_jobs_across_a_kill() {
         .expect("post");
     assert_eq!(posted.status().as_u16(), 200);
 
-    child.0.kill().expect("kill");
-    child.0.wait().expect("reaped");
+    child.kill();
     drop(child);
 
     let (child, base) = spawn_binary(&config, &data_dir, dir.path().join("second.log")).await;

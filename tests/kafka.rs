@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -22,7 +22,8 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
-use crate::service::TestServer;
+use crate::harness::{self, Expected, Reference};
+use crate::service::{Child, TestServer, spawn_binary};
 
 // ---------------------------------------------------------------------------
 // The broker
@@ -234,55 +235,22 @@ fn end_markers(partitions: i32) -> Vec<(i32, Option<String>)> {
     (0..partitions).map(|p| (p, Some(format!(r#"{{"key":"{END_KEY}","ts":{END_TS},"value":0}}"#)))).collect()
 }
 
-/// The windows of `events` (all on time), as `window_agg` rows without `avg`.
-fn reference(events: &[(i32, String)]) -> BTreeMap<(String, u64), Value> {
-    let mut windows: BTreeMap<(String, u64), Vec<i64>> = BTreeMap::new();
+/// The windows of `events`, all on time.
+fn reference(events: &[(i32, String)]) -> Vec<Expected> {
+    // A watermark that never moves: nothing is late.
+    let mut model = Reference::new(WINDOW, u64::MAX, 0);
     for (_, text) in events {
         let e: Value = serde_json::from_str(text).unwrap();
-        let (key, ts) = (e["key"].as_str().unwrap().to_string(), e["ts"].as_u64().unwrap());
-        windows.entry((key, ts / WINDOW * WINDOW)).or_default().push(e["value"].as_i64().unwrap());
+        model.feed(e["key"].as_str().unwrap(), e["ts"].as_u64().unwrap(), e["value"].as_f64().unwrap());
     }
-    windows
-        .into_iter()
-        .map(|((key, start), values)| {
-            let row = json!({
-                "key": key, "start": start, "end": start + WINDOW, "count": values.len(),
-                "sum": values.iter().sum::<i64>() as f64,
-                "min": *values.iter().min().unwrap() as f64, "max": *values.iter().max().unwrap() as f64,
-            });
-            ((key, start), row)
-        })
-        .collect()
+    model.rows()
 }
 
-/// Output rows (but the end marker's) as the reference shows them.
-fn windows_of(rows: &[Value]) -> BTreeMap<(String, u64), Value> {
-    rows.iter()
-        .filter(|r| r["key"] != END_KEY)
-        .map(|r| {
-            let key = (r["key"].as_str().unwrap().to_string(), r["start"].as_u64().unwrap());
-            let count = r["count"].as_u64().unwrap() as f64;
-            let avg = r["avg"].as_f64().unwrap();
-            assert!((avg * count - r["sum"].as_f64().unwrap()).abs() < 1e-6, "avg of {r}");
-            let row = json!({
-                "key": r["key"], "start": r["start"], "end": r["end"], "count": r["count"],
-                "sum": r["sum"].as_f64().unwrap(), "min": r["min"].as_f64().unwrap(), "max": r["max"].as_f64().unwrap(),
-            });
-            (key, row)
-        })
-        .collect()
-}
-
-fn assert_windows(rows: &[Value], expected: &BTreeMap<(String, u64), Value>) {
-    let actual = windows_of(rows);
-    let missing: Vec<_> = expected.iter().filter(|(k, v)| actual.get(*k) != Some(v)).take(5).collect();
-    let extra: Vec<_> = actual.iter().filter(|(k, _)| !expected.contains_key(*k)).take(5).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{} windows expected, {} found; differing: {missing:?}; unexpected: {extra:?}",
-        expected.len(),
-        actual.len()
-    );
+/// Checks the output rows, but the end markers', against `expected`.
+#[track_caller]
+fn assert_windows(rows: &[Value], expected: &[Expected]) {
+    let rows: Vec<Value> = rows.iter().filter(|r| r["key"] != END_KEY).cloned().collect();
+    harness::assert_windows("windows", &rows, expected);
 }
 
 fn job_spec(name: &str, brokers: &str, topic: &str, sink: Option<&str>) -> Value {
@@ -580,39 +548,14 @@ impl Process {
     async fn start(data_dir: &Path) -> Process {
         let config = data_dir.join("empty.toml");
         std::fs::write(&config, "").unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data_dir.join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tidemark");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            let mut lines = std::io::BufReader::new(stdout).lines();
-            lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_string))
-        })
-        .await
-        .unwrap()
-        .expect("the server says where it listens");
+        let log = data_dir.join(format!("server-{}.log", unique("run")));
+        let (child, base) = spawn_binary(&config, &data_dir.join("data"), log).await;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Process { child, api: Api { base: format!("http://{line}"), client } }
+        Process { child, api: Api { base, client } }
     }
 
     fn kill(&mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 

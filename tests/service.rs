@@ -1,8 +1,8 @@
 //! Servers for HTTP tests: started in-process on 127.0.0.1 with a port of their own and
 //! a fresh data directory, and stopped by the test that started them.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tidemark::job::manager::JobSettings;
@@ -129,4 +129,72 @@ impl Drop for TestServer {
             server.signal_stop();
         }
     }
+}
+
+/// A child process, killed (and reaped) when dropped, also when a test fails.
+pub struct Child(std::process::Child);
+
+impl Child {
+    /// Kills the process (SIGKILL, like `kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        self.0.kill().expect("kill -9");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real binary, `tidemark serve`, on a free port with `config` and
+/// `data_dir`, its log in `log`; returns it and its base URL.
+pub async fn spawn_binary(config: &Path, data_dir: &Path, log: PathBuf) -> (Child, String) {
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn tidemark");
+    let mut child = Child(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end, so the child never blocks on a full pipe.
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            let _ = lines.send(line);
+        }
+    });
+    let found = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        return Some(addr.trim().to_string());
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .expect("reader");
+    let Some(addr) = found else {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("tidemark serve did not print `listening on ADDR`; its log:\n{log}");
+    };
+    (child, format!("http://{addr}"))
 }
