@@ -25,6 +25,14 @@ ensure_events() { # size: generates bench-data/events-<size>.ndjson if missing
     fi
 }
 
+# Builds the release binaries and copies them (tidemark and the named examples) to
+# bench-data/bin, so that a concurrent `cargo build` cannot swap a binary mid-run.
+build() { # example...
+    cargo build --release --bin tidemark --examples
+    mkdir -p bench-data/bin
+    cp target/release/tidemark "${@/#/target/release/examples/}" bench-data/bin/
+}
+
 quick=0
 case "${1:-}" in
     "") ;;
@@ -32,18 +40,14 @@ case "${1:-}" in
     --serve)
         # The service: ingest-to-subscriber latency and HTTP ingest throughput
         # (benches/serve/load.rs; see BENCHMARKS.md).
-        cargo build --release --bin tidemark --examples
-        mkdir -p bench-data/bin
-        cp target/release/tidemark target/release/examples/serve_load bench-data/bin/
+        build serve_load
         bench-data/bin/serve_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-serve.txt
         exit 0 ;;
     --kafka)
         # Kafka -> window_agg: with librdkafka's in-memory mock cluster (what tidemark
         # itself sustains), then with tansu on 127.0.0.1:9092 (a real broker on disk,
         # started here if none runs, and stopped again). See BENCHMARKS.md.
-        cargo build --release --bin tidemark --examples
-        mkdir -p bench-data/bin
-        cp target/release/tidemark target/release/examples/kafka_load target/release/examples/gen_events bench-data/bin/
+        build kafka_load gen_events
         ensure_events 1m
         ensure_events 200k
         if ! python3 scripts/kafka-probe.py 127.0.0.1 9092; then
@@ -61,9 +65,7 @@ case "${1:-}" in
         bench-data/bin/kafka_load --binary bench-data/bin/tidemark --data bench-data/events-200k.ndjson --reps 3 | tee -a "$results"
         exit 0 ;;
     --loops)
-        cargo build --release --bin tidemark --examples
-        mkdir -p bench-data/bin
-        cp target/release/tidemark target/release/examples/kmeans_load bench-data/bin/
+        build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
     *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops]" >&2; exit 2 ;;
@@ -76,10 +78,7 @@ else
 fi
 [[ -x /usr/bin/time ]] || { echo "bench.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
 
-cargo build --release --bin tidemark --examples
-# Run copies, so that a concurrent `cargo build` cannot swap a binary mid-run.
-mkdir -p bench-data/bin
-cp target/release/tidemark target/release/examples/yardstick_window_agg target/release/examples/gen_events bench-data/bin/
+build yardstick_window_agg gen_events
 tidemark=bench-data/bin/tidemark
 yardstick=bench-data/bin/yardstick_window_agg
 
