@@ -14,10 +14,14 @@
 //! collections, which [`top_k`] and every differential operator accept.
 //! [`Stream::collection`] is the escape hatch to raw differential dataflow.
 //!
+//! Per-group state: [`stateful`] keeps a [`GroupLogic`] per key that gets each step's
+//! changes and emits its own output changes, for algorithms with their own
+//! incremental structure (the incremental Lloyd's algorithm of `dataflows/kmeans.rs`).
+//!
 //! Cycles: [`iterate`] runs a loop to its fixed point with a round cap, and
 //! [`Stream::windowed`] gives each record in each of its windows, so that a loop keyed
-//! by window recomputes only the windows whose data changed (see `dataflows/kmeans.rs`,
-//! `dataflows/logreg.rs`, `dataflows/components.rs`).
+//! by window recomputes only the windows whose data changed (see `dataflows/logreg.rs`,
+//! `dataflows/components.rs`).
 //!
 //! ```text
 //! input ─► Stream<D> ──window_aggregate──► Collection<(K, Window, Out)> ──map──► output
@@ -36,6 +40,7 @@ pub(crate) mod keyed;
 mod num;
 mod params;
 mod record;
+mod stateful;
 mod stream;
 mod topk;
 pub mod window;
@@ -49,6 +54,7 @@ pub use iterate::{Loop, LoopCollection, Round, iterate};
 pub use num::{ExactSum, Num};
 pub use params::{ParamError, Params, check_duration};
 pub use record::{JsonText, Record, Row};
+pub use stateful::{GroupLogic, stateful};
 pub use stream::Stream;
 pub use topk::top_k;
 pub use window::{Emit, EventTime, Lateness, Window, WindowKind, Windowing};
@@ -85,6 +91,6 @@ pub mod prelude {
         Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing, check_duration,
         top_k,
     };
-    pub use super::{Loop, LoopCollection, iterate};
+    pub use super::{GroupLogic, Loop, LoopCollection, iterate, stateful};
     pub use serde::{Deserialize, Serialize};
 }

@@ -124,6 +124,24 @@ fn expected(points: &[Point], windows: &[(u64, u64)], k: usize, max_rounds: u64)
     out
 }
 
+/// The expected rows of one clustering of all `points` (no window: `start` and `end`
+/// null).
+fn expected_global(points: &[Point], k: usize) -> BTreeMap<String, Vec<String>> {
+    let mut expect = expected(points, &[(0, u64::MAX)], k, 50);
+    for rows in expect.values_mut() {
+        for row in rows.iter_mut() {
+            let mut v: Value = serde_json::from_str(row).unwrap();
+            v["start"] = Value::Null;
+            if v.get("end").is_some() {
+                v["end"] = Value::Null;
+            }
+            *row = v.to_string();
+        }
+        rows.sort();
+    }
+    expect
+}
+
 /// Replays `lines` through `kmeans`; the printed rows of each output, sorted.
 fn replay(lines: &[String], params: &[(&str, Value)], workers: usize) -> BTreeMap<String, Vec<String>> {
     let run = params.iter().fold(Run::new("kmeans"), |run, (k, v)| run.param(k, v.clone()));
@@ -163,21 +181,26 @@ fn sliding_windows_and_one_global_clustering_match_lloyd() {
         let actual = replay(&lines(&pts), &params, workers);
         assert_same(&format!("sliding, workers={workers}"), &actual, &expected(&pts, &windows, 3, 50));
 
-        // No window: one clustering of everything, start and end null.
+        // No window: one clustering of everything.
         let actual = replay(&lines(&pts), &[("k", json!(5))], workers);
-        let mut expect = expected(&pts, &[(0, u64::MAX)], 5, 50);
-        for rows in expect.values_mut() {
-            for row in rows.iter_mut() {
-                let mut v: Value = serde_json::from_str(row).unwrap();
-                v["start"] = Value::Null;
-                if v.get("end").is_some() {
-                    v["end"] = Value::Null;
-                }
-                *row = v.to_string();
-            }
-            rows.sort();
-        }
+        let expect = expected_global(&pts, 5);
         assert_same(&format!("global, workers={workers}"), &actual, &expect);
+    }
+}
+
+/// Fed a few points per frontier step, the one clustering re-converges from its last
+/// run dozens of times (the incremental path); the end result is still Lloyd's from
+/// scratch.
+#[test]
+fn a_clustering_fed_in_small_steps_matches_lloyd() {
+    let pts = points(3, 300, 2000, 2);
+    for workers in [1, 2] {
+        for chunk in [7, 60] {
+            let run = Run::new("kmeans").param("k", json!(4)).input("points", lines(&pts));
+            let actual = run.workers(workers).chunk_lines(chunk).go().all_sorted();
+            let expect = expected_global(&pts, 4);
+            assert_same(&format!("chunks of {chunk}, workers={workers}"), &actual, &expect);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reference tests of the stream operators, through test pipelines built on the public API.
 //!
-//! Each operator (`window_join`, `interval_join`, `as_of_join`, `dedupe`, `top_k`) is
+//! Each operator (`window_join`, `interval_join`, `as_of_join`, `dedupe`, `top_k`,
+//! `stateful`) is
 //! wrapped in a small test pipeline that uses only `tidemark::pipeline::prelude`, as a
 //! user's pipeline would, and is replayed through the harness exactly as `tidemark run`
 //! replays it. A plain-Rust reference model computes the final rows from the input files
@@ -306,16 +307,8 @@ impl Pipeline for TopKPipeline {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
-        let windowing = p.windowing();
-        let events = job.input::<Ev>("events", p.left_options(windowing.lateness()))?;
-        let counts = events.clone().window_aggregate(
-            "count per item",
-            &windowing,
-            |e: &Ev| (e.k.clone(), e.v),
-            |e: &Ev| e.ts,
-            |_| (),
-            Count,
-        );
+        let events = job.input::<Ev>("events", p.left_options(p.windowing().lateness()))?;
+        let counts = item_counts(events.clone(), p);
         let ranked = top_k(counts.map(|((k, item), w, count)| ((k, w), (count, item))), p.k);
         let top =
             ranked.map(|((k, w), rank, (count, item))| TopRow { k, start: w.start, end: w.end, rank, item, count });
@@ -325,6 +318,84 @@ impl Pipeline for TopKPipeline {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct SummaryRow {
+    k: String,
+    counts: u64,
+    total: u64,
+    max: u64,
+}
+
+/// Per group `k`, a summary of the windowed counts of its items, kept by
+/// [`GroupLogic`]: the counts it holds as a multiset (a count's update retracts the
+/// old value and adds the new one, in either order within a step), and the row it
+/// shows.
+struct Summary {
+    k: String,
+    counts: BTreeMap<(u64, i64, u64), Diff>,
+    shown: Option<SummaryRow>,
+}
+
+impl GroupLogic for Summary {
+    type Value = (u64, i64, u64);
+    type Out = SummaryRow;
+
+    fn update(&mut self, value: (u64, i64, u64), diff: Diff) {
+        let n = self.counts.entry(value).or_default();
+        *n += diff;
+        if *n == 0 {
+            self.counts.remove(&value);
+        }
+    }
+
+    fn settle(&mut self, out: &mut Vec<(SummaryRow, Diff)>) {
+        assert!(self.counts.values().all(|n| *n == 1), "a count of one window and item held twice: {:?}", self.counts);
+        let row = (!self.counts.is_empty()).then(|| SummaryRow {
+            k: self.k.clone(),
+            counts: self.counts.len() as u64,
+            total: self.counts.keys().map(|(_, _, c)| c).sum(),
+            max: self.counts.keys().map(|(_, _, c)| *c).max().unwrap_or(0),
+        });
+        if row != self.shown {
+            out.extend(self.shown.take().map(|r| (r, -1)));
+            out.extend(row.clone().map(|r| (r, 1)));
+            self.shown = row;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.shown.is_none()
+    }
+}
+
+/// `stateful`: input `events`; output `summary`: per group `k`, over the windowed counts
+/// of its items (as `top_k` counts them), how many there are, their total and the
+/// largest. The counts change as records arrive, so the logic gets retractions too.
+struct StatefulPipeline;
+
+impl Pipeline for StatefulPipeline {
+    type Params = OpParams;
+
+    fn description(&self) -> Description {
+        Description::new("stateful", "a summary per group of its windowed item counts")
+            .input(InputDesc::of::<Ev>("events"))
+            .output(OutputDesc::new("summary", &["k"]))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+        let events = job.input::<Ev>("events", p.left_options(p.windowing().lateness()))?;
+        let per_group = item_counts(events, p).map(|((k, item), w, count)| (k, (w.start, item, count)));
+        let summary =
+            stateful(per_group, "Summary", |k: &String| Summary { k: k.clone(), counts: BTreeMap::new(), shown: None });
+        job.output("summary", summary)
+    }
+}
+
+/// The windowed count of each item `v` per group `k`.
+fn item_counts<'s>(events: Stream<'s, Ev>, p: &OpParams) -> Collection<'s, ((String, i64), Window, u64)> {
+    events.window_aggregate("count per item", &p.windowing(), |e: &Ev| (e.k.clone(), e.v), |e: &Ev| e.ts, |_| (), Count)
+}
+
 fn registry() -> Registry {
     Registry::new()
         .with(WindowJoinPipeline)
@@ -332,6 +403,7 @@ fn registry() -> Registry {
         .with(AsOfJoinPipeline)
         .with(DedupePipeline)
         .with(TopKPipeline)
+        .with(StatefulPipeline)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -507,6 +579,24 @@ fn model_top_k(p: &OpParams, events: &[Ev]) -> Expected {
         }
     }
     vec![("top", top), ("top_all", top_all), ("dead_letter", dead)]
+}
+
+/// `stateful`'s summaries, from the windowed counts of `top_k`'s model (every item
+/// ranked).
+fn model_stateful(p: &OpParams, events: &[Ev]) -> Expected {
+    let mut model: BTreeMap<&str, Vec<Value>> =
+        model_top_k(&OpParams { k: usize::MAX, ..p.clone() }, events).into_iter().collect();
+    let mut summaries: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for row in &model["top"] {
+        let count = row["count"].as_u64().expect("count");
+        let s = summaries.entry(row["k"].as_str().expect("k").to_string()).or_default();
+        *s = (s.0 + 1, s.1 + count, s.2.max(count));
+    }
+    let summary = summaries
+        .into_iter()
+        .map(|(k, (counts, total, max))| json!({"k": k, "counts": counts, "total": total, "max": max}))
+        .collect();
+    vec![("summary", summary), ("dead_letter", model.remove("dead_letter").expect("dead letters"))]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,6 +877,18 @@ fn top_k_scenario(seed: u64) -> Scenario {
     Scenario { dataflow: "top_k", label: format!("seed {seed}"), params, inputs: vec![("events", events)], expected }
 }
 
+fn stateful_scenario(seed: u64) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x57a7_0000 + seed);
+    let params = OpParams { window: gen_window(&mut rng), ..random_params(&mut rng) };
+    let keys = gen_keys(&mut rng);
+    let n = rng.random_range(5..=90);
+    let span = rng.random_range(40..=200);
+    let items = rng.random_range(2..=6);
+    let events = gen_input(&mut rng, keys, items, n, 0, span);
+    let expected = model_stateful(&params, &events);
+    Scenario { dataflow: "stateful", label: format!("seed {seed}"), params, inputs: vec![("events", events)], expected }
+}
+
 #[test]
 fn window_join_matches_the_model() {
     for seed in seeds(SEEDS) {
@@ -819,6 +921,13 @@ fn dedupe_matches_the_model() {
 fn top_k_matches_the_model() {
     for seed in seeds(SEEDS) {
         top_k_scenario(seed).verify(ALL_CONFIGS);
+    }
+}
+
+#[test]
+fn stateful_matches_the_model() {
+    for seed in seeds(SEEDS) {
+        stateful_scenario(seed).verify(ALL_CONFIGS);
     }
 }
 

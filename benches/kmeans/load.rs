@@ -6,7 +6,11 @@
 //!   is timed until its outputs reflect them (one NDJSON POST, then an advance that
 //!   returns once every output is complete below the new watermark). *One new point*:
 //!   the same job gets one more point in that window, timed from its POST until the
-//!   advance after it returns; `--reps` times (default 5), medians.
+//!   advance after it returns; `--reps` times (default 5), medians. *Plain Lloyd's*:
+//!   the yardstick, a single-threaded from-scratch Lloyd's in this program (same
+//!   rules, exact sums) on the same points, timed without any service around it.
+//!   *Floor*: one point into an empty window, the same requests with next to no
+//!   computation.
 //! - **logreg**: `tidemark run logreg` on one window of `n` examples (2 features,
 //!   `max_rounds` 100, no tolerance) for n = 1,000, 10,000 and 100,000; wall time,
 //!   and time per example-round.
@@ -22,6 +26,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+use tidemark::pipeline::ExactSum;
 
 #[path = "../common/server.rs"]
 mod server;
@@ -33,6 +38,55 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     // Box-Muller.
     let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random_range(0.0..1.0));
     (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// Lloyd's algorithm from scratch as `kmeans` documents it (seeds: the k smallest
+/// ids); the round count.
+fn plain_lloyd(points: &[(String, [f64; 2])], k: usize, max_rounds: u64) -> u64 {
+    let distance = |c: &[f64; 2], p: &[f64; 2]| (c[0] - p[0]).powi(2) + (c[1] - p[1]).powi(2);
+    let nearest = |centroids: &[[f64; 2]], p: &[f64; 2]| {
+        let mut best = (0, f64::INFINITY);
+        for (j, c) in centroids.iter().enumerate() {
+            let d = distance(c, p);
+            if d < best.1 {
+                best = (j, d);
+            }
+        }
+        best.0
+    };
+    let mut seeds: Vec<&(String, [f64; 2])> = points.iter().collect();
+    seeds.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut centroids: Vec<[f64; 2]> = seeds.iter().take(k).map(|p| p.1).collect();
+    let mut rounds = max_rounds;
+    for round in 1..=max_rounds {
+        let mut sums = vec![[ExactSum::default(), ExactSum::default()]; centroids.len()];
+        let mut sizes = vec![0u64; centroids.len()];
+        for (_, p) in points {
+            let j = nearest(&centroids, p);
+            sums[j][0].add(p[0], 1);
+            sums[j][1].add(p[1], 1);
+            sizes[j] += 1;
+        }
+        let next: Vec<[f64; 2]> = centroids
+            .iter()
+            .enumerate()
+            .map(|(j, c)| match sizes[j] {
+                0 => *c,
+                n => [sums[j][0].value() / n as f64, sums[j][1].value() / n as f64],
+            })
+            .collect();
+        if next == centroids {
+            rounds = round;
+            break;
+        }
+        centroids = next;
+    }
+    let mut inertia = ExactSum::default();
+    for (_, p) in points {
+        inertia.add(distance(&centroids[nearest(&centroids, p)], p), 1);
+    }
+    std::hint::black_box(inertia.value());
+    rounds
 }
 
 fn points(n: usize, seed: u64) -> Vec<String> {
@@ -131,9 +185,42 @@ async fn main() {
         println!("one new point ({rep}): {:.4} s; quality {q}", one[rep]);
     }
     let incremental = median(one);
+    // The service's floor: one point into an empty window (a trivial clustering),
+    // the same requests with next to no computation.
+    let mut floor = Vec::new();
+    for rep in 0..reps {
+        let ts = WINDOW * (2 + rep as u64);
+        let point = json!({"id": format!("f{rep}"), "ts": ts, "coords": [0.0, 0.0]});
+        let started = Instant::now();
+        post(&client, &url, point.to_string()).await;
+        advance(&client, &base, "scratch1", ts + 1).await;
+        floor.push(started.elapsed().as_secs_f64());
+    }
+    let floor = median(floor);
+    println!("one point into an empty window (the service's per-step floor): {floor:.4} s (median of {reps})");
+    // The yardstick: plain Lloyd's from scratch, in this process, no service.
+    let plain: Vec<(String, [f64; 2])> = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON");
+            let c = &v["coords"];
+            (v["id"].as_str().expect("id").to_string(), [c[0].as_f64().expect("x"), c[1].as_f64().expect("y")])
+        })
+        .collect();
+    let mut plain_times = Vec::new();
+    let mut plain_rounds = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        plain_rounds = plain_lloyd(&plain, 5, 50);
+        plain_times.push(started.elapsed().as_secs_f64());
+    }
+    let plain_time = median(plain_times);
+    println!("plain Lloyd's from scratch ({n} points, {plain_rounds} rounds, one thread): {plain_time:.3} s");
     println!(
-        "kmeans, {n} points, k=5: from scratch {from_scratch:.3} s; one new point {incremental:.4} s (median of {reps}); speed-up x{:.1}",
-        from_scratch / incremental
+        "kmeans, {n} points, k=5: from scratch {from_scratch:.3} s; one new point {incremental:.4} s (median of {reps}); \
+         speed-up x{:.1}; against plain Lloyd's from scratch x{:.1}",
+        from_scratch / incremental,
+        plain_time / incremental
     );
     drop(server);
 
