@@ -6,6 +6,7 @@
 pub mod components;
 pub mod kmeans;
 pub mod logreg;
+pub mod nexmark;
 pub mod orders;
 pub mod trending;
 pub mod window_agg;
@@ -23,4 +24,13 @@ pub fn registry() -> Registry {
         .with(kmeans::KMeans)
         .with(logreg::LogReg)
         .with(components::Components)
+        .with(nexmark::Q0)
+        .with(nexmark::Q1)
+        .with(nexmark::Q2)
+        .with(nexmark::Q3)
+        .with(nexmark::Q4)
+        .with(nexmark::Q5)
+        .with(nexmark::Q7)
+        .with(nexmark::Q8)
+        .with(nexmark::Q9)
 }

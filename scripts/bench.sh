@@ -8,6 +8,10 @@
 #   scripts/bench.sh --serve   # the service: latency and throughput (benches/serve/load.rs)
 #   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
 #   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
+#   scripts/bench.sh --nexmark [--quick]  # Nexmark queries vs benches/yardstick/nexmark.rs, outputs checked
+#
+# BENCH_PROFILE=debug uses debug builds (scripts/test.sh runs `--nexmark --quick` so, as
+# a check that every query's output equals its yardstick's; its figures mean nothing).
 #
 # Needs GNU time (/usr/bin/time) and python3. Data and outputs go to bench-data/
 # (gitignored); the measurements also go to bench-data/results-window_agg.txt
@@ -27,10 +31,105 @@ ensure_events() { # size: generates bench-data/events-<size>.ndjson if missing
 
 # Builds the release binaries and copies them (tidemark and the named examples) to
 # bench-data/bin, so that a concurrent `cargo build` cannot swap a binary mid-run.
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+profile=${BENCH_PROFILE:-release}
 build() { # example...
-    cargo build --release --bin tidemark --examples
+    if [[ $profile == debug ]]; then cargo build --bin tidemark --examples; else cargo build --release --bin tidemark --examples; fi
     mkdir -p bench-data/bin
-    cp target/release/tidemark "${@/#/target/release/examples/}" bench-data/bin/
+    cp "target/$profile/tidemark" "${@/#/target/$profile/examples/}" bench-data/bin/
+}
+
+# Nexmark: every query through `tidemark run` (1 worker) and through the yardstick, on
+# the same pre-generated events; outputs compared; CPU time and peak RSS per run.
+nexmark() { # quick(0|1)
+    local quick=$1 sizes reps results rate
+    local -A events_of=([50k]=50000 [1m]=1000000 [2m]=2000000)
+    if ((quick)); then sizes=(50k); reps=1; rate=1000; results=bench-data/results-nexmark-quick.txt
+    else sizes=(1m 2m); reps=3; rate=10000; results=bench-data/results-nexmark.txt; fi
+    [[ -x /usr/bin/time ]] || { echo "bench.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
+    build nexmark_gen yardstick_nexmark
+    local queries=(q0 q1 q2 q3 q4 q5 q7 q8 q9)
+    local -A output_of=([q0]=bids [q1]=bids [q2]=bids [q3]=sellers [q4]=categories [q5]=hot [q7]=highest [q8]=new_users [q9]=winners)
+    for size in "${sizes[@]}"; do
+        local data=bench-data/nexmark-$size-r$rate.ndjson
+        if [[ ! -s $data ]]; then
+            echo "generating $data" >&2
+            bench-data/bin/nexmark_gen --events "${events_of[$size]}" --rate "$rate" "$data.tmp"
+            mv "$data.tmp" "$data"
+        fi
+    done
+    : >"$results"
+    say() { printf '%s\n' "$*" | tee -a "$results"; }
+    say "Nexmark benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $profile build"
+    say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM"
+    local rev
+    rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git diff --quiet HEAD -- src dataflows Cargo.toml Cargo.lock 2>/dev/null || rev="$rev + uncommitted changes"
+    say "tidemark: $rev, $(rustc --version)"
+    say "events: nexmark crate, base time 2026-01-01, $rate events per second of event time; repetitions: $reps, medians"
+    say ""
+    for size in "${sizes[@]}"; do
+        local data=bench-data/nexmark-$size-r$rate.ndjson
+        for q in "${queries[@]}"; do
+            for program in yardstick tidemark; do
+                rm -f "bench-data/nexmark-time-$size-$q-$program.txt"
+            done
+            for ((rep = 1; rep <= reps; rep++)); do
+                for program in yardstick tidemark; do
+                    echo "  [$size] $q repetition $rep/$reps: $program" >&2
+                    local base=bench-data/nexmark-run-$size-$q-$program
+                    local -a cmd
+                    if [[ $program == yardstick ]]; then cmd=(bench-data/bin/yardstick_nexmark "$q" "$data")
+                    else cmd=(bench-data/bin/tidemark run "nexmark_$q" --input "events=$data" --workers 1); fi
+                    if ! /usr/bin/time -f '%e %U %S %M' -o "$base.time" "${cmd[@]}" >"$base.out" 2>"$base.err"; then
+                        echo "bench.sh: FAILED: ${cmd[*]}" >&2
+                        cat "$base.time" "$base.err" >&2
+                        exit 1
+                    fi
+                    tail -n 1 "$base.time" >>"bench-data/nexmark-time-$size-$q-$program.txt"
+                done
+            done
+            local compared=bench-data/nexmark-compare-$size-$q.txt
+            if ! python3 scripts/compare_rows.py "bench-data/nexmark-run-$size-$q-yardstick.out" \
+                "bench-data/nexmark-run-$size-$q-tidemark.out" --output "${output_of[$q]}" >"$compared" 2>&1; then
+                cat "$compared" >&2
+                echo "bench.sh: OUTPUT MISMATCH: nexmark_$q differs from its yardstick on $data" >&2
+                exit 1
+            fi
+            if grep -q '"output":"dead_letter"' "bench-data/nexmark-run-$size-$q-tidemark.out"; then
+                echo "bench.sh: nexmark_$q dead-lettered events of $data" >&2
+                exit 1
+            fi
+            say "[$size] $q: $(cat "$compared")"
+        done
+    done
+    say ""
+    say "| query | events | tidemark CPU s | tidemark events per CPU-s | yardstick CPU s | yardstick events per CPU-s | CPU ratio to yardstick | tidemark peak RSS MiB | yardstick peak RSS MiB |"
+    say "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local -A rss_of
+    for size in "${sizes[@]}"; do
+        for q in "${queries[@]}"; do
+            local t=bench-data/nexmark-time-$size-$q-tidemark.txt y=bench-data/nexmark-time-$size-$q-yardstick.txt
+            local tcpu ycpu trss yrss
+            tcpu=$(awk '{ print $2 + $3 }' "$t" | median)
+            ycpu=$(awk '{ print $2 + $3 }' "$y" | median)
+            trss=$(awk '{ print $4 }' "$t" | median)
+            yrss=$(awk '{ print $4 }' "$y" | median)
+            rss_of[$size,$q]=$trss
+            say "$(awk -v q="$q" -v e="${events_of[$size]}" -v t="$tcpu" -v y="$ycpu" -v tr="$trss" -v yr="$yrss" 'BEGIN {
+                printf "| %s | %d | %.2f | %.0f | %.2f | %.0f | %.2f | %.1f | %.1f |", q, e, t, (t > 0 ? e / t : 0), y, (y > 0 ? e / y : 0), (y > 0 ? t / y : 0), tr / 1024, yr / 1024 }')"
+        done
+    done
+    if ((!quick)); then
+        say ""
+        say "tidemark peak RSS from 1M to 2M events:"
+        for q in "${queries[@]}"; do
+            say "$(awk -v q="$q" -v a="${rss_of[1m,$q]}" -v b="${rss_of[2m,$q]}" 'BEGIN {
+                printf "  %-4s %7.1f MiB -> %7.1f MiB  (x%.2f)", q, a / 1024, b / 1024, b / a }')"
+        done
+    fi
+    echo "results written to $results" >&2
 }
 
 quick=0
@@ -64,11 +163,18 @@ case "${1:-}" in
         echo | tee -a "$results"
         bench-data/bin/kafka_load --binary bench-data/bin/tidemark --data bench-data/events-200k.ndjson --reps 3 | tee -a "$results"
         exit 0 ;;
+    --nexmark)
+        case "${2:-}" in
+            "") nexmark 0 ;;
+            --quick) nexmark 1 ;;
+            *) echo "usage: scripts/bench.sh --nexmark [--quick]" >&2; exit 2 ;;
+        esac
+        exit 0 ;;
     --loops)
         build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops | --nexmark [--quick]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then
@@ -114,8 +220,6 @@ measure() { # program size
     fi
     tail -n 1 "$base.time" >>"bench-data/time-$size-$program.txt"
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 say "window_agg benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM"

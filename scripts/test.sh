@@ -26,3 +26,6 @@ export TIDEMARK_REQUIRE_KAFKA=1
 
 cargo test --all-targets "$@"
 cargo test --doc "$@"
+# Every Nexmark query's output equals its hand-written yardstick's (small input, debug
+# build: a correctness check, not a measurement).
+BENCH_PROFILE=debug ./scripts/bench.sh --nexmark --quick
