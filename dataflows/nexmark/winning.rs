@@ -9,32 +9,32 @@ use tidemark::pipeline::prelude::*;
 
 use super::{Auction, Bid, Event, NexmarkParams};
 
-/// An auction or a bid on it.
+/// An auction, or a bid on it as `(price, date_time, payload)`: what a query keeps of a
+/// bid beyond its price and time (q4 nothing, q9 the rest of the bid).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Side {
+pub enum Side<B> {
     /// The auction.
     Auction(Auction),
     /// A bid on it.
-    Bid(Bid),
+    Bid(u64, u64, B),
 }
 
-/// Bids in the order they win: highest price, then earliest, then the rest of the bid.
-type Ranked = (Reverse<u64>, u64, Bid);
+/// Bids in the order they win: highest price, then earliest, then by payload.
+type Ranked<B> = (Reverse<u64>, u64, B);
 
 /// One auction's state: the auction (a multiset, to stay exact under retraction; one
 /// in practice) and its bids by rank, with the winner it shows.
-#[derive(Default)]
-struct Winning {
+struct Winning<B> {
     auctions: Vec<(Auction, Diff)>,
-    bids: BTreeMap<Ranked, Diff>,
-    shown: Option<(Auction, Bid)>,
+    bids: BTreeMap<Ranked<B>, Diff>,
+    shown: Option<(Auction, (u64, u64, B))>,
 }
 
-impl GroupLogic for Winning {
-    type Value = Side;
-    type Out = (Auction, Bid);
+impl<B: Data> GroupLogic for Winning<B> {
+    type Value = Side<B>;
+    type Out = (Auction, (u64, u64, B));
 
-    fn update(&mut self, value: Side, diff: Diff) {
+    fn update(&mut self, value: Side<B>, diff: Diff) {
         match value {
             Side::Auction(a) => match self.auctions.iter().position(|(b, _)| *b == a) {
                 Some(i) => {
@@ -45,8 +45,8 @@ impl GroupLogic for Winning {
                 }
                 None => self.auctions.push((a, diff)),
             },
-            Side::Bid(b) => {
-                let key = (Reverse(b.price), b.date_time, b);
+            Side::Bid(price, date_time, payload) => {
+                let key = (Reverse(price), date_time, payload);
                 let n = self.bids.entry(key.clone()).or_default();
                 *n += diff;
                 if *n == 0 {
@@ -56,12 +56,13 @@ impl GroupLogic for Winning {
         }
     }
 
-    fn settle(&mut self, out: &mut Vec<((Auction, Bid), Diff)>) {
+    fn settle(&mut self, out: &mut Vec<(Self::Out, Diff)>) {
         // The auction with a positive multiplicity (the smallest, should there be two).
         let auction = self.auctions.iter().filter(|(_, n)| *n > 0).map(|(a, _)| a).min();
         let winner = auction.and_then(|a| {
-            let valid = |(rank, n): (&Ranked, &Diff)| *n > 0 && (a.date_time..=a.expires).contains(&rank.1);
-            self.bids.iter().find(|entry| valid(*entry)).map(|((_, _, bid), _)| (a.clone(), bid.clone()))
+            let valid = |(rank, n): (&Ranked<B>, &Diff)| *n > 0 && (a.date_time..=a.expires).contains(&rank.1);
+            let ((Reverse(price), date_time, payload), _) = self.bids.iter().find(|entry| valid(*entry))?;
+            Some((a.clone(), (*price, *date_time, payload.clone())))
         });
         if winner != self.shown {
             out.extend(self.shown.take().map(|w| (w, -1)));
@@ -75,15 +76,21 @@ impl GroupLogic for Winning {
     }
 }
 
-/// The winning bid of each auction that has one.
-fn winners<'s>(job: &mut Job<'s>, params: &NexmarkParams) -> Result<Collection<'s, (Auction, Bid)>, BuildError> {
+/// The winning bid of each auction that has one, as `(auction, (price, date_time,
+/// payload))`.
+fn winners<'s, B: Data>(
+    job: &mut Job<'s>,
+    params: &NexmarkParams,
+    payload: impl Fn(Bid) -> B + 'static,
+) -> Result<Collection<'s, (Auction, (u64, u64, B))>, BuildError> {
     let events = job.input::<Event>("events", params.time().input(Lateness::Never))?;
-    let sides = events.flat_map(|e| match e {
+    let sides = events.flat_map(move |e| match e {
         Event::Auction(a) => Some((a.id, Side::Auction(a))),
-        Event::Bid(b) => Some((b.auction, Side::Bid(b))),
+        Event::Bid(b) => Some((b.auction, Side::Bid(b.price, b.date_time, payload(b)))),
         Event::Person(_) => None,
     });
-    Ok(stateful(sides.collection(), "WinningBid", |_: &u64| Winning::default()))
+    let new = |_: &u64| Winning { auctions: Vec::new(), bids: BTreeMap::new(), shown: None };
+    Ok(stateful(sides.collection(), "WinningBid", new))
 }
 
 /// One row of q9's `winners`: the auction's fields, then the winning bid's.
@@ -119,23 +126,25 @@ impl Pipeline for Q9 {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
-        let rows = winners(job, params)?.map(|(a, b)| WinnerRow {
-            id: a.id,
-            item_name: a.item_name,
-            description: a.description,
-            initial_bid: a.initial_bid,
-            reserve: a.reserve,
-            date_time: a.date_time,
-            expires: a.expires,
-            seller: a.seller,
-            category: a.category,
-            extra: a.extra,
-            auction: b.auction,
-            bidder: b.bidder,
-            price: b.price,
-            bid_date_time: b.date_time,
-            bid_extra: b.extra,
-        });
+        let rest = |b: Bid| (b.bidder, b.channel, b.url, b.extra);
+        let rows =
+            winners(job, params, rest)?.map(|(a, (price, bid_date_time, (bidder, _, _, bid_extra)))| WinnerRow {
+                id: a.id,
+                item_name: a.item_name,
+                description: a.description,
+                initial_bid: a.initial_bid,
+                reserve: a.reserve,
+                date_time: a.date_time,
+                expires: a.expires,
+                seller: a.seller,
+                category: a.category,
+                extra: a.extra,
+                auction: a.id,
+                bidder,
+                price,
+                bid_date_time,
+                bid_extra,
+            });
         job.output("winners", rows)
     }
 }
@@ -160,16 +169,42 @@ impl Pipeline for Q4 {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
-        let prices = winners(job, params)?.map(|(a, b)| (a.category, b.price));
-        let averages =
-            prices.reduce_named("AveragePrice", |_category, prices: &[(&u64, Diff)], out: &mut Vec<(Num, Diff)>| {
-                let (sum, count) = prices.iter().fold((0u128, 0i128), |(s, c), (p, n)| {
-                    (s + **p as u128 * (*n).max(0) as u128, c + (*n).max(0) as i128)
-                });
-                if count > 0 {
-                    out.push((Num::new(sum as f64 / count as f64).unwrap_or_default(), 1));
-                }
-            });
-        job.output("categories", averages.map(|(category, avg)| CategoryRow { category, avg }))
+        let prices = winners(job, params, |_| ())?.map(|(a, (price, ..))| (a.category, price));
+        let averages = stateful(prices, "AveragePrice", |&category: &u64| Average { category, ..Average::default() });
+        job.output("categories", averages)
+    }
+}
+
+/// A category's winning prices as an exact sum and count: a change costs O(1),
+/// whatever the number of auctions (a `reduce` would re-read them all).
+#[derive(Default)]
+struct Average {
+    category: u64,
+    sum: i128,
+    count: i64,
+    shown: Option<CategoryRow>,
+}
+
+impl GroupLogic for Average {
+    type Value = u64;
+    type Out = CategoryRow;
+
+    fn update(&mut self, price: u64, diff: Diff) {
+        self.sum += i128::from(price) * diff as i128;
+        self.count += diff as i64;
+    }
+
+    fn settle(&mut self, out: &mut Vec<(CategoryRow, Diff)>) {
+        let avg = (self.count > 0).then(|| Num::new(self.sum as f64 / self.count as f64).unwrap_or_default());
+        let row = avg.map(|avg| CategoryRow { category: self.category, avg });
+        if row != self.shown {
+            out.extend(self.shown.take().map(|r| (r, -1)));
+            out.extend(row.clone().map(|r| (r, 1)));
+            self.shown = row;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0 && self.sum == 0 && self.shown.is_none()
     }
 }
