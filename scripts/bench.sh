@@ -40,6 +40,18 @@ build() { # example...
     cp "target/$profile/tidemark" "${@/#/target/$profile/examples/}" bench-data/bin/
 }
 
+# Runs a command with its output and errors to files, and writes "wall user sys
+# max_rss_kb" to a file: with GNU time when installed, else with scripts/timed.py
+# (python3 only, as scripts/test.sh needs; its peak RSS includes ~13 MB of the
+# interpreter's image before the exec).
+timed() { # time-file out-file err-file command...
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%e %U %S %M' -o "$1" "${@:4}" >"$2" 2>"$3"
+    else
+        python3 scripts/timed.py "$1" "$2" "$3" -- "${@:4}"
+    fi
+}
+
 # Nexmark: every query through `tidemark run` (1 worker) and through the yardstick, on
 # the same pre-generated events; outputs compared; CPU time and peak RSS per run.
 nexmark() { # quick(0|1)
@@ -47,7 +59,6 @@ nexmark() { # quick(0|1)
     local -A events_of=([50k]=50000 [1m]=1000000 [2m]=2000000)
     if ((quick)); then sizes=(50k); reps=1; rate=1000; results=bench-data/results-nexmark-quick.txt
     else sizes=(1m 2m); reps=3; rate=10000; results=bench-data/results-nexmark.txt; fi
-    [[ -x /usr/bin/time ]] || { echo "bench.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
     build nexmark_gen yardstick_nexmark
     local queries=(q0 q1 q2 q3 q4 q5 q7 q8 q9)
     local -A output_of=([q0]=bids [q1]=bids [q2]=bids [q3]=sellers [q4]=categories [q5]=hot [q7]=highest [q8]=new_users [q9]=winners)
@@ -82,7 +93,7 @@ nexmark() { # quick(0|1)
                     local -a cmd
                     if [[ $program == yardstick ]]; then cmd=(bench-data/bin/yardstick_nexmark "$q" "$data")
                     else cmd=(bench-data/bin/tidemark run "nexmark_$q" --input "events=$data" --workers 1); fi
-                    if ! /usr/bin/time -f '%e %U %S %M' -o "$base.time" "${cmd[@]}" >"$base.out" 2>"$base.err"; then
+                    if ! timed "$base.time" "$base.out" "$base.err" "${cmd[@]}"; then
                         echo "bench.sh: FAILED: ${cmd[*]}" >&2
                         cat "$base.time" "$base.err" >&2
                         exit 1
