@@ -22,17 +22,20 @@ pub enum Side<B> {
 /// Bids in the order they win: highest price, then earliest, then by payload.
 type Ranked<B> = (Reverse<u64>, u64, B);
 
+/// An auction with its winning bid, `(auction, (price, date_time, payload))`.
+type Winner<B> = (Auction, (u64, u64, B));
+
 /// One auction's state: the auction (a multiset, to stay exact under retraction; one
 /// in practice) and its bids by rank, with the winner it shows.
 struct Winning<B> {
     auctions: Vec<(Auction, Diff)>,
     bids: BTreeMap<Ranked<B>, Diff>,
-    shown: Option<(Auction, (u64, u64, B))>,
+    shown: Option<Winner<B>>,
 }
 
 impl<B: Data> GroupLogic for Winning<B> {
     type Value = Side<B>;
-    type Out = (Auction, (u64, u64, B));
+    type Out = Winner<B>;
 
     fn update(&mut self, value: Side<B>, diff: Diff) {
         match value {
@@ -82,7 +85,7 @@ fn winners<'s, B: Data>(
     job: &mut Job<'s>,
     params: &NexmarkParams,
     payload: impl Fn(Bid) -> B + 'static,
-) -> Result<Collection<'s, (Auction, (u64, u64, B))>, BuildError> {
+) -> Result<Collection<'s, Winner<B>>, BuildError> {
     let events = job.input::<Event>("events", params.time().input(Lateness::Never))?;
     let sides = events.flat_map(move |e| match e {
         Event::Auction(a) => Some((a.id, Side::Auction(a))),
