@@ -1,6 +1,6 @@
 //! Nexmark — the standard streaming benchmark's queries over one stream of people,
-//! auctions and bids, as pipelines `nexmark_q0` … `nexmark_q9` (q6 is not part of the
-//! suite, as in Flink's Nexmark, whose SQL cannot express it).
+//! auctions and bids, as pipelines `nexmark_q0` … `nexmark_q9` (q6 is not in the
+//! suite; Flink's Nexmark does not run it either).
 //!
 //! - input `events`: one event per line, `{"person": {...}}`, `{"auction": {...}}` or
 //!   `{"bid": {...}}`, with the fields of the `nexmark` crate's events (see
@@ -32,6 +32,9 @@
 //! - Windowed queries drop a bid that arrives after its windows are final (with the
 //!   default `allowed_lateness` 0 and in-order events from the generator, none does);
 //!   it goes to `dead_letter` as `too_late`.
+//! - With `emit` `"on_close"`, a window's rows appear once the watermark passes its
+//!   end: at the end of `tidemark run` (the watermark one past the last event time),
+//!   the windows still open have no rows yet.
 //! - q4's `avg` is the mean as a double (`sum / count`); the reference's `AVG` of a
 //!   `BIGINT` truncates to an integer.
 //! - q9 breaks ties of price and time by the rest of the bid (bidder, channel, url,
@@ -41,7 +44,8 @@
 //!   would restore the previous winner exactly).
 //!
 //! ```sh
-//! tidemark run nexmark_q5 --input events=bench-data/nexmark-1m.ndjson
+//! cargo run --release --example nexmark_gen -- --events 1000000 events.ndjson
+//! tidemark run nexmark_q5 --input events=events.ndjson
 //! ```
 
 pub mod events;

@@ -37,7 +37,8 @@ profile=${BENCH_PROFILE:-release}
 build() { # example...
     if [[ $profile == debug ]]; then cargo build --bin tidemark --examples; else cargo build --release --bin tidemark --examples; fi
     mkdir -p bench-data/bin
-    cp "target/$profile/tidemark" "${@/#/target/$profile/examples/}" bench-data/bin/
+    local out=${CARGO_TARGET_DIR:-target}/$profile
+    cp "$out/tidemark" "${@/#/$out/examples/}" bench-data/bin/
 }
 
 # Runs a command with its output and errors to files, and writes "wall user sys
