@@ -67,11 +67,7 @@ impl<B: Data> GroupLogic for Winning<B> {
             let ((Reverse(price), date_time, payload), _) = self.bids.iter().find(|entry| valid(*entry))?;
             Some((a.clone(), (*price, *date_time, payload.clone())))
         });
-        if winner != self.shown {
-            out.extend(self.shown.take().map(|w| (w, -1)));
-            out.extend(winner.clone().map(|w| (w, 1)));
-            self.shown = winner;
-        }
+        show(&mut self.shown, winner, out);
     }
 
     fn is_empty(&self) -> bool {
@@ -200,14 +196,20 @@ impl GroupLogic for Average {
     fn settle(&mut self, out: &mut Vec<(CategoryRow, Diff)>) {
         let avg = (self.count > 0).then(|| Num::new(self.sum as f64 / self.count as f64).unwrap_or_default());
         let row = avg.map(|avg| CategoryRow { category: self.category, avg });
-        if row != self.shown {
-            out.extend(self.shown.take().map(|r| (r, -1)));
-            out.extend(row.clone().map(|r| (r, 1)));
-            self.shown = row;
-        }
+        show(&mut self.shown, row, out);
     }
 
     fn is_empty(&self) -> bool {
         self.count == 0 && self.sum == 0 && self.shown.is_none()
+    }
+}
+
+/// Replaces the row a group shows by `next`: retracts the old row and adds the new
+/// one when they differ.
+fn show<T: Data>(shown: &mut Option<T>, next: Option<T>, out: &mut Vec<(T, Diff)>) {
+    if next != *shown {
+        out.extend(shown.take().map(|r| (r, -1)));
+        out.extend(next.clone().map(|r| (r, 1)));
+        *shown = next;
     }
 }
