@@ -9,6 +9,7 @@
 #   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
 #   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
 #   scripts/bench.sh --nexmark [--quick]  # Nexmark queries vs benches/yardstick/nexmark.rs, outputs checked
+#   scripts/bench.sh --micro   # Criterion micro-benchmarks of the hot operators (benches/operators.rs)
 #
 # BENCH_PROFILE=debug uses debug builds (scripts/test.sh runs `--nexmark --quick` so, as
 # a check that every query's output equals its yardstick's; its figures mean nothing).
@@ -53,13 +54,14 @@ timed() { # time-file out-file err-file command...
     fi
 }
 
-# Nexmark: every query through `tidemark run` (1 worker) and through the yardstick, on
-# the same pre-generated events; outputs compared; CPU time and peak RSS per run.
+# Nexmark: every query through `tidemark run` (1 worker; also 2 workers unless quick)
+# and through the yardstick, on the same pre-generated events; outputs compared; CPU
+# time and peak RSS per run.
 nexmark() { # quick(0|1)
-    local quick=$1 sizes reps results rate
+    local quick=$1 sizes reps results rate programs
     local -A events_of=([50k]=50000 [1m]=1000000 [2m]=2000000)
-    if ((quick)); then sizes=(50k); reps=1; rate=1000; results=bench-data/results-nexmark-quick.txt
-    else sizes=(1m 2m); reps=3; rate=10000; results=bench-data/results-nexmark.txt; fi
+    if ((quick)); then sizes=(50k); reps=1; rate=1000; results=bench-data/results-nexmark-quick.txt; programs=(yardstick tidemark)
+    else sizes=(1m 2m); reps=3; rate=10000; results=bench-data/results-nexmark.txt; programs=(yardstick tidemark tidemark-w2); fi
     build nexmark_gen yardstick_nexmark
     local queries=(q0 q1 q2 q3 q4 q5 q7 q8 q9)
     local -A output_of=([q0]=bids [q1]=bids [q2]=bids [q3]=sellers [q4]=categories [q5]=hot [q7]=highest [q8]=new_users [q9]=winners)
@@ -84,16 +86,19 @@ nexmark() { # quick(0|1)
     for size in "${sizes[@]}"; do
         local data=bench-data/nexmark-$size-r$rate.ndjson
         for q in "${queries[@]}"; do
-            for program in yardstick tidemark; do
+            for program in "${programs[@]}"; do
                 rm -f "bench-data/nexmark-time-$size-$q-$program.txt"
             done
             for ((rep = 1; rep <= reps; rep++)); do
-                for program in yardstick tidemark; do
+                for program in "${programs[@]}"; do
                     echo "  [$size] $q repetition $rep/$reps: $program" >&2
                     local base=bench-data/nexmark-run-$size-$q-$program
                     local -a cmd
-                    if [[ $program == yardstick ]]; then cmd=(bench-data/bin/yardstick_nexmark "$q" "$data")
-                    else cmd=(bench-data/bin/tidemark run "nexmark_$q" --input "events=$data" --workers 1); fi
+                    case $program in
+                        yardstick) cmd=(bench-data/bin/yardstick_nexmark "$q" "$data") ;;
+                        tidemark) cmd=(bench-data/bin/tidemark run "nexmark_$q" --input "events=$data" --workers 1) ;;
+                        tidemark-w2) cmd=(bench-data/bin/tidemark run "nexmark_$q" --input "events=$data" --workers 2) ;;
+                    esac
                     if ! timed "$base.time" "$base.out" "$base.err" "${cmd[@]}"; then
                         echo "bench.sh: FAILED: ${cmd[*]}" >&2
                         cat "$base.time" "$base.err" >&2
@@ -102,18 +107,20 @@ nexmark() { # quick(0|1)
                     tail -n 1 "$base.time" >>"bench-data/nexmark-time-$size-$q-$program.txt"
                 done
             done
-            local compared=bench-data/nexmark-compare-$size-$q.txt
-            if ! python3 scripts/compare_rows.py "bench-data/nexmark-run-$size-$q-yardstick.out" \
-                "bench-data/nexmark-run-$size-$q-tidemark.out" --output "${output_of[$q]}" >"$compared" 2>&1; then
-                cat "$compared" >&2
-                echo "bench.sh: OUTPUT MISMATCH: nexmark_$q differs from its yardstick on $data" >&2
-                exit 1
-            fi
-            if grep -q '"output":"dead_letter"' "bench-data/nexmark-run-$size-$q-tidemark.out"; then
-                echo "bench.sh: nexmark_$q dead-lettered events of $data" >&2
-                exit 1
-            fi
-            say "[$size] $q: $(cat "$compared")"
+            for program in "${programs[@]:1}"; do
+                local compared=bench-data/nexmark-compare-$size-$q-$program.txt
+                if ! python3 scripts/compare_rows.py "bench-data/nexmark-run-$size-$q-yardstick.out" \
+                    "bench-data/nexmark-run-$size-$q-$program.out" --output "${output_of[$q]}" >"$compared" 2>&1; then
+                    cat "$compared" >&2
+                    echo "bench.sh: OUTPUT MISMATCH: nexmark_$q ($program) differs from its yardstick on $data" >&2
+                    exit 1
+                fi
+                if grep -q '"output":"dead_letter"' "bench-data/nexmark-run-$size-$q-$program.out"; then
+                    echo "bench.sh: nexmark_$q ($program) dead-lettered events of $data" >&2
+                    exit 1
+                fi
+                say "[$size] $q $program: $(cat "$compared")"
+            done
         done
     done
     say ""
@@ -134,6 +141,23 @@ nexmark() { # quick(0|1)
         done
     done
     if ((!quick)); then
+        say ""
+        say "Two workers (both cores): wall time against one worker's, same run."
+        say ""
+        say "| query | events | 1 worker wall s | 2 workers wall s | speed-up | 2 workers events per wall-s | 2 workers CPU s | 2 workers peak RSS MiB |"
+        say "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for size in "${sizes[@]}"; do
+            for q in "${queries[@]}"; do
+                local t1=bench-data/nexmark-time-$size-$q-tidemark.txt t2=bench-data/nexmark-time-$size-$q-tidemark-w2.txt
+                local wall1 wall2 cpu2 rss2
+                wall1=$(awk '{ print $1 }' "$t1" | median)
+                wall2=$(awk '{ print $1 }' "$t2" | median)
+                cpu2=$(awk '{ print $2 + $3 }' "$t2" | median)
+                rss2=$(awk '{ print $4 }' "$t2" | median)
+                say "$(awk -v q="$q" -v e="${events_of[$size]}" -v a="$wall1" -v b="$wall2" -v c="$cpu2" -v r="$rss2" 'BEGIN {
+                    printf "| %s | %d | %.2f | %.2f | %.2f | %.0f | %.2f | %.1f |", q, e, a, b, (b > 0 ? a / b : 0), (b > 0 ? e / b : 0), c, r / 1024 }')"
+            done
+        done
         say ""
         say "tidemark peak RSS from 1M to 2M events:"
         for q in "${queries[@]}"; do
@@ -182,11 +206,18 @@ case "${1:-}" in
             *) echo "usage: scripts/bench.sh --nexmark [--quick]" >&2; exit 2 ;;
         esac
         exit 0 ;;
+    --micro)
+        # Criterion micro-benchmarks of the hot operators, about a minute of measuring;
+        # extra arguments go to Criterion (a name filter, `--save-baseline main`,
+        # `--baseline main`). See BENCHMARKS.md.
+        mkdir -p bench-data
+        cargo bench --bench operators -- "${@:2}" | tee bench-data/results-micro.txt
+        exit 0 ;;
     --loops)
         build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops | --nexmark [--quick]]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

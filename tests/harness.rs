@@ -129,6 +129,17 @@ impl Printed {
         rows.sort();
         rows
     }
+
+    /// With `changes`: the rows of `output` that the changes add up to, as a sorted
+    /// multiset of JSON texts (a row with multiplicity n appears n times).
+    pub fn consolidated(&self, output: &str) -> Vec<String> {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, row, diff) in self.changes.get(output).map_or(&[][..], Vec::as_slice) {
+            *counts.entry(row.to_string()).or_default() += diff;
+        }
+        assert!(counts.values().all(|n| *n >= 0), "{output}: changes add up to a negative multiplicity");
+        counts.into_iter().flat_map(|(row, n)| std::iter::repeat_n(row, n as usize)).collect()
+    }
 }
 
 /// Outputs as sorted row texts, by output name.

@@ -1,7 +1,7 @@
 //! Reference tests of the stream operators, through test pipelines built on the public API.
 //!
 //! Each operator (`window_join`, `interval_join`, `as_of_join`, `dedupe`, `top_k`,
-//! `stateful`) is
+//! `stateful`, `Stream::stateful` with retirement) is
 //! wrapped in a small test pipeline that uses only `tidemark::pipeline::prelude`, as a
 //! user's pipeline would, and is replayed through the harness exactly as `tidemark run`
 //! replays it. A plain-Rust reference model computes the final rows from the input files
@@ -30,6 +30,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -391,6 +393,127 @@ impl Pipeline for StatefulPipeline {
     }
 }
 
+/// Per key `k`, an "auction": its opener (the record with `v == 0`, one per key) opens
+/// it for `[ts, ts + size]`, and the row shows the greatest `v` of the key's records in
+/// that range. Kept by [`Stream::stateful`], which retires a key once the watermark
+/// says nothing in its range can still come; `live` counts the groups alive.
+struct Auction {
+    lateness: u64,
+    size: u64,
+    k: String,
+    open: Option<u64>,
+    bids: BTreeMap<(u64, i64), Diff>,
+    latest: u64,
+    shown: Option<AuctionRow>,
+    retired: bool,
+    live: Arc<Live>,
+}
+
+/// Groups alive now and at most, over all workers.
+#[derive(Default)]
+struct Live {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Auction {
+    fn new(k: &str, p: &OpParams, live: Arc<Live>) -> Auction {
+        let now = live.now.fetch_add(1, Ordering::SeqCst) + 1;
+        live.peak.fetch_max(now, Ordering::SeqCst);
+        let (lateness, size) = (p.allowed_lateness, p.size);
+        let (bids, shown) = (BTreeMap::new(), None);
+        Auction { lateness, size, k: k.into(), open: None, bids, latest: 0, shown, retired: false, live }
+    }
+}
+
+impl Drop for Auction {
+    fn drop(&mut self) {
+        self.live.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct AuctionRow {
+    k: String,
+    open: u64,
+    best: i64,
+}
+
+impl GroupLogic for Auction {
+    type Value = (u64, i64);
+    type Out = AuctionRow;
+
+    fn update(&mut self, (ts, v): (u64, i64), diff: Diff) {
+        assert!(!self.retired, "{}: an update after retirement that could matter: ts {ts} v {v}", self.k);
+        if v == 0 {
+            assert_eq!(diff, 1, "openers are never retracted");
+            self.open = Some(self.open.map_or(ts, |o| o.min(ts)));
+            return;
+        }
+        self.latest = self.latest.max(ts);
+        let n = self.bids.entry((ts, v)).or_default();
+        *n += diff;
+        if *n == 0 {
+            self.bids.remove(&(ts, v));
+        }
+    }
+
+    fn settle(&mut self, out: &mut Vec<(AuctionRow, Diff)>) {
+        let row = self.open.and_then(|open| {
+            let best = self.bids.keys().filter(|(ts, _)| (open..=open + self.size).contains(ts)).map(|b| b.1).max()?;
+            Some(AuctionRow { k: self.k.clone(), open, best })
+        });
+        if row != self.shown {
+            out.extend(self.shown.take().map(|r| (r, -1)));
+            out.extend(row.clone().map(|r| (r, 1)));
+            self.shown = row;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.retired || (self.open.is_none() && self.bids.is_empty() && self.shown.is_none())
+    }
+
+    fn retire_at(&self) -> Option<u64> {
+        let last = match self.open {
+            Some(open) => open + self.size,
+            None if self.bids.is_empty() => return None,
+            None => self.latest,
+        };
+        Some(last + self.lateness + 1)
+    }
+
+    fn retire(&mut self, watermark: u64) {
+        assert!(self.retire_at().is_some_and(|at| at <= watermark), "{}: retired early", self.k);
+        self.retired = true;
+    }
+}
+
+/// `retiring`: input `events` (`Lateness::After(allowed_lateness)`); output `auctions`,
+/// one row per opened key with a record in its range (see [`Auction`]).
+#[derive(Default)]
+struct RetiringPipeline {
+    live: Arc<Live>,
+}
+
+impl Pipeline for RetiringPipeline {
+    type Params = OpParams;
+
+    fn description(&self) -> Description {
+        Description::new("retiring", "the greatest value per opened key, its state retired by watermark")
+            .input(InputDesc::of::<Ev>("events"))
+            .output(OutputDesc::new("auctions", &["k"]))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+        let events = job.input::<Ev>("events", p.left_options(Lateness::After(p.allowed_lateness)))?;
+        let (live, p) = (self.live.clone(), p.clone());
+        let auctions =
+            events.map(|e| (e.k, (e.ts, e.v))).stateful("Auction", move |k: &String| Auction::new(k, &p, live.clone()));
+        job.output("auctions", auctions)
+    }
+}
+
 /// The windowed count of each item `v` per group `k`.
 fn item_counts<'s>(events: Stream<'s, Ev>, p: &OpParams) -> Collection<'s, ((String, i64), Window, u64)> {
     events.window_aggregate("count per item", &p.windowing(), |e: &Ev| (e.k.clone(), e.v), |e: &Ev| e.ts, |_| (), Count)
@@ -404,6 +527,7 @@ fn registry() -> Registry {
         .with(DedupePipeline)
         .with(TopKPipeline)
         .with(StatefulPipeline)
+        .with(RetiringPipeline::default())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -599,6 +723,23 @@ fn model_stateful(p: &OpParams, events: &[Ev]) -> Expected {
     vec![("summary", summary), ("dead_letter", model.remove("dead_letter").expect("dead letters"))]
 }
 
+/// `retiring`'s rows: per key, its applied opener and the greatest `v` of its applied
+/// records in `[open, open + size]`; records are applied when `ts + allowed_lateness >= W`.
+fn model_retiring(p: &OpParams, events: &[Ev]) -> Expected {
+    let mut dead = Vec::new();
+    let applied = split_in_time("events", events, p.max_out_of_orderness, p.allowed_lateness, &mut dead);
+    let mut rows = Vec::new();
+    let opens: BTreeMap<&str, u64> = applied.iter().filter(|e| e.v == 0).map(|e| (e.k.as_str(), e.ts)).collect();
+    for (k, open) in opens {
+        let best =
+            applied.iter().filter(|e| e.k == k && e.v > 0 && (open..=open + p.size).contains(&e.ts)).map(|e| e.v);
+        if let Some(best) = best.max() {
+            rows.push(json!({"k": k, "open": open, "best": best}));
+        }
+    }
+    vec![("auctions", rows), ("dead_letter", dead)]
+}
+
 // ---------------------------------------------------------------------------------------
 // Running a scenario through tidemark and comparing.
 // ---------------------------------------------------------------------------------------
@@ -655,8 +796,13 @@ fn compact(records: &[Ev]) -> String {
 }
 
 impl Scenario {
-    fn run(&self, workers: usize, chunk_lines: usize) -> BTreeMap<&'static str, Vec<String>> {
+    /// The final rows of a replay; with `changes`, those its changes add up to (the
+    /// operators then run in exact time, as in a served job).
+    fn run(&self, workers: usize, chunk_lines: usize, changes: bool) -> BTreeMap<&'static str, Vec<String>> {
         let mut run = Run::new(self.dataflow).with_registry(registry()).workers(workers).chunk_lines(chunk_lines);
+        if changes {
+            run = run.changes();
+        }
         for (name, value) in self.params.to_params() {
             run = run.param(&name, value);
         }
@@ -664,17 +810,27 @@ impl Scenario {
             run = run.input(name, records.iter().map(|e| ev_json(e).to_string()).collect());
         }
         let printed = run.go();
-        self.expected.iter().map(|(output, _)| (*output, printed.sorted(output))).collect()
+        let rows = |output| if changes { printed.consolidated(output) } else { printed.sorted(output) };
+        self.expected.iter().map(|(output, _)| (*output, rows(output))).collect()
     }
 
     /// Replays the scenario in every configuration and checks each against the model.
     fn verify(&self, configs: &[(usize, usize)]) {
+        self.check(configs, false);
+    }
+
+    /// As [`Scenario::verify`], in exact time (every change printed and added up).
+    fn verify_exact(&self, configs: &[(usize, usize)]) {
+        self.check(configs, true);
+    }
+
+    fn check(&self, configs: &[(usize, usize)], changes: bool) {
         let expected: BTreeMap<&str, Vec<String>> =
             self.expected.iter().map(|(output, rows)| (*output, sorted_texts(rows))).collect();
         let mut failures = String::new();
         let mut results = Vec::new();
         for &(workers, chunk_lines) in configs {
-            let actual = self.run(workers, chunk_lines);
+            let actual = self.run(workers, chunk_lines, changes);
             for (output, want) in &expected {
                 let (missing, extra) = multiset_diff(want, &actual[output]);
                 if missing.is_empty() && extra.is_empty() {
@@ -682,7 +838,7 @@ impl Scenario {
                 }
                 let _ = writeln!(
                     failures,
-                    "  workers={workers} chunk_lines={chunk_lines} output `{output}`: {} expected, {} printed",
+                    "  workers={workers} chunk_lines={chunk_lines} changes={changes} output `{output}`: {} expected, {} printed",
                     want.len(),
                     actual[output].len()
                 );
@@ -889,6 +1045,40 @@ fn stateful_scenario(seed: u64) -> Scenario {
     Scenario { dataflow: "stateful", label: format!("seed {seed}"), params, inputs: vec![("events", events)], expected }
 }
 
+/// Keys opened one after another (each by one record with `v == 0`), records with
+/// `v > 0` for keys opened recently, before their opener, inside and past their range,
+/// in mild disorder with some late and too-late ones.
+fn gen_auctions(rng: &mut ChaCha8Rng, keys: usize, size: u64) -> Vec<Ev> {
+    let names: Vec<String> = (0..keys).map(|i| format!("a{i}")).collect();
+    let gap = rng.random_range(1..=size);
+    let disorder = [0, 3, 12, 40][rng.random_range(0..4)];
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let clock = i as u64 * gap + 50;
+        out.push(ev(name, clock.saturating_sub(rng.random_range(0..=disorder)), 0));
+        for _ in 0..rng.random_range(0..=6) {
+            // A key opened up to ~2 ranges ago, or one opened a little later.
+            let back = rng.random_range(0..=(2 * size / gap).min(i as u64 + 1) as usize);
+            let j = (i + rng.random_range(0..=1)).saturating_sub(back).min(keys - 1);
+            let ts = match rng.random_range(0..10) {
+                0 => clock.saturating_sub(rng.random_range(0..=3 * disorder + 2 * size)),
+                _ => clock.saturating_sub(rng.random_range(0..=disorder)),
+            };
+            out.push(ev(&names[j], ts, rng.random_range(1..=9)));
+        }
+    }
+    out
+}
+
+fn retiring_scenario(seed: u64) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x4e71_0000 + seed);
+    let params = OpParams { size: [1, 10, 30][rng.random_range(0..3)], ..random_params(&mut rng) };
+    let keys = rng.random_range(2..=40);
+    let events = gen_auctions(&mut rng, keys, params.size);
+    let expected = model_retiring(&params, &events);
+    Scenario { dataflow: "retiring", label: format!("seed {seed}"), params, inputs: vec![("events", events)], expected }
+}
+
 #[test]
 fn window_join_matches_the_model() {
     for seed in seeds(SEEDS) {
@@ -927,7 +1117,56 @@ fn top_k_matches_the_model() {
 #[test]
 fn stateful_matches_the_model() {
     for seed in seeds(SEEDS) {
-        stateful_scenario(seed).verify(ALL_CONFIGS);
+        let scenario = stateful_scenario(seed);
+        scenario.verify(ALL_CONFIGS);
+        scenario.verify_exact(ALL_CONFIGS);
+    }
+}
+
+#[test]
+fn retiring_stateful_matches_the_model() {
+    for seed in seeds(SEEDS) {
+        let scenario = retiring_scenario(seed);
+        scenario.verify(ALL_CONFIGS);
+        scenario.verify_exact(ALL_CONFIGS);
+    }
+}
+
+/// Retired groups go: 300 keys opened one after another, each open for 30 ms, keep a
+/// few groups alive at a time, not 300 (a group lives from its key's first record until
+/// the watermark passes its range and lateness: 4 keys' worth, plus a chunk).
+#[test]
+fn retiring_stateful_keeps_only_open_groups() {
+    let params = OpParams { size: 30, allowed_lateness: 5, max_out_of_orderness: 3, ..OpParams::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut events = Vec::new();
+    for i in 0..300u64 {
+        let k = format!("a{i}");
+        events.push(ev(&k, i * 10, 0));
+        for _ in 0..4 {
+            events.push(ev(&k, i * 10 + rng.random_range(0..=3), rng.random_range(1..=9)));
+        }
+    }
+    let expected: BTreeMap<&str, Vec<String>> =
+        model_retiring(&params, &events).iter().map(|(output, rows)| (*output, sorted_texts(rows))).collect();
+    assert_eq!(expected["auctions"].len(), 300);
+    for workers in [1, 2] {
+        let pipeline = RetiringPipeline::default();
+        let live = pipeline.live.clone();
+        let mut run =
+            Run::new("retiring").with_registry(Registry::new().with(pipeline)).workers(workers).chunk_lines(7);
+        for (name, value) in params.to_params() {
+            run = run.param(&name, value);
+        }
+        let printed = run.input("events", events.iter().map(|e| ev_json(e).to_string()).collect()).go();
+        assert_eq!(printed.sorted("auctions"), expected["auctions"], "{workers} workers");
+        // One worker runs on the replay's thread, a chunk at a time, so what is alive is
+        // exact; with two the reader runs ahead of the workers' progress by a varying
+        // amount, and only the rows are checked.
+        let peak = live.peak.load(Ordering::SeqCst);
+        if workers == 1 {
+            assert!(peak <= 10, "{peak} groups alive at once, of 300 keys");
+        }
     }
 }
 

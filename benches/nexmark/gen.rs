@@ -15,36 +15,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use nexmark::EventGenerator;
-use nexmark::config::NexmarkConfig;
-use nexmark::event::Event;
-use serde_json::json;
-
-/// 2026-01-01T00:00:00Z, ms.
-const BASE_TIME: u64 = 1_767_225_600_000;
-
-fn line(event: &Event) -> serde_json::Value {
-    match event {
-        Event::Person(p) => json!({"person": {
-            "id": p.id, "name": p.name, "email_address": p.email_address, "credit_card": p.credit_card,
-            "city": p.city, "state": p.state, "date_time": p.date_time, "extra": p.extra,
-        }}),
-        Event::Auction(a) => json!({"auction": {
-            "id": a.id, "item_name": a.item_name, "description": a.description, "initial_bid": a.initial_bid,
-            "reserve": a.reserve, "date_time": a.date_time, "expires": a.expires, "seller": a.seller,
-            "category": a.category, "extra": a.extra,
-        }}),
-        Event::Bid(b) => json!({"bid": {
-            "auction": b.auction, "bidder": b.bidder, "price": b.price, "channel": b.channel, "url": b.url,
-            "date_time": b.date_time, "extra": b.extra,
-        }}),
-    }
-}
+#[path = "lines.rs"]
+mod lines;
 
 fn generate(events: usize, rate: usize, out: &mut impl Write) -> io::Result<()> {
-    let config = NexmarkConfig { base_time: BASE_TIME, first_rate: rate, next_rate: rate, ..NexmarkConfig::default() };
-    for event in EventGenerator::new(config).take(events) {
-        serde_json::to_writer(&mut *out, &line(&event))?;
+    for event in lines::events(events, rate) {
+        serde_json::to_writer(&mut *out, &event)?;
         out.write_all(b"\n")?;
     }
     out.flush()

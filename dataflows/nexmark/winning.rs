@@ -1,6 +1,11 @@
 //! The winning bid of each auction (q9), and from it the average closing price per
 //! category (q4): the highest bid (then the earliest) with
 //! `auction.date_time <= bid.date_time <= auction.expires`, over all time.
+//!
+//! Events more than `allowed_lateness` behind the watermark are too late (dead
+//! letters), so an auction's winner is final once the watermark passes
+//! `expires + allowed_lateness`: its state goes then (its row stays), and what the
+//! queries keep is bounded by the auctions still open.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -28,9 +33,21 @@ type Winner<B> = (Auction, (u64, u64, B));
 /// One auction's state: the auction (a multiset, to stay exact under retraction; one
 /// in practice) and its bids by rank, with the winner it shows.
 struct Winning<B> {
+    /// The input's allowed lateness.
+    lateness: Time,
     auctions: Vec<(Auction, Diff)>,
     bids: BTreeMap<Ranked<B>, Diff>,
+    /// The latest time of a bid seen.
+    latest_bid: Time,
     shown: Option<Winner<B>>,
+    /// Whether the winner is final and the state gone.
+    retired: bool,
+}
+
+impl<B> Winning<B> {
+    fn new(lateness: Time) -> Self {
+        Winning { lateness, auctions: Vec::new(), bids: BTreeMap::new(), latest_bid: 0, shown: None, retired: false }
+    }
 }
 
 impl<B: Data> GroupLogic for Winning<B> {
@@ -38,6 +55,10 @@ impl<B: Data> GroupLogic for Winning<B> {
     type Out = Winner<B>;
 
     fn update(&mut self, value: Side<B>, diff: Diff) {
+        if self.retired {
+            // Nothing still to come can win (see `retire_at`).
+            return;
+        }
         match value {
             Side::Auction(a) => match self.auctions.iter().position(|(b, _)| *b == a) {
                 Some(i) => {
@@ -49,6 +70,7 @@ impl<B: Data> GroupLogic for Winning<B> {
                 None => self.auctions.push((a, diff)),
             },
             Side::Bid(price, date_time, payload) => {
+                self.latest_bid = self.latest_bid.max(date_time);
                 let key = (Reverse(price), date_time, payload);
                 let n = self.bids.entry(key.clone()).or_default();
                 *n += diff;
@@ -60,6 +82,9 @@ impl<B: Data> GroupLogic for Winning<B> {
     }
 
     fn settle(&mut self, out: &mut Vec<(Self::Out, Diff)>) {
+        if self.retired {
+            return;
+        }
         // The auction with a positive multiplicity (the smallest, should there be two).
         let auction = self.auctions.iter().filter(|(_, n)| *n > 0).map(|(a, _)| a).min();
         let winner = auction.and_then(|a| {
@@ -71,7 +96,26 @@ impl<B: Data> GroupLogic for Winning<B> {
     }
 
     fn is_empty(&self) -> bool {
-        self.auctions.is_empty() && self.bids.is_empty() && self.shown.is_none()
+        self.retired || (self.auctions.is_empty() && self.bids.is_empty() && self.shown.is_none())
+    }
+
+    /// An event at `ts` arriving at watermark `w` has `ts + lateness >= w`. Once `w`
+    /// passes `expires + lateness`, no bid inside the auction's range can come; with
+    /// no auction, once it passes the latest bid's `date_time + lateness`, no auction
+    /// that one of the bids could win can come (it would start at or before the bid).
+    fn retire_at(&self) -> Option<Time> {
+        let last = match self.auctions.iter().filter(|(_, n)| *n > 0).map(|(a, _)| a.expires).max() {
+            Some(expires) => expires,
+            None if self.bids.is_empty() => return None,
+            None => self.latest_bid,
+        };
+        Some(last + self.lateness + 1)
+    }
+
+    fn retire(&mut self, _watermark: Time) {
+        self.auctions = Vec::new();
+        self.bids = BTreeMap::new();
+        self.retired = true;
     }
 }
 
@@ -82,14 +126,14 @@ fn winners<'s, B: Data>(
     params: &NexmarkParams,
     payload: impl Fn(Bid) -> B + 'static,
 ) -> Result<Collection<'s, Winner<B>>, BuildError> {
-    let events = job.input::<Event>("events", params.time().input(Lateness::Never))?;
+    let lateness = params.allowed_lateness;
+    let events = job.input::<Event>("events", params.time().input(Lateness::After(lateness)))?;
     let sides = events.flat_map(move |e| match e {
         Event::Auction(a) => Some((a.id, Side::Auction(a))),
         Event::Bid(b) => Some((b.auction, Side::Bid(b.price, b.date_time, payload(b)))),
         Event::Person(_) => None,
     });
-    let new = |_: &u64| Winning { auctions: Vec::new(), bids: BTreeMap::new(), shown: None };
-    Ok(stateful(sides.collection(), "WinningBid", new))
+    Ok(sides.stateful("WinningBid", move |_: &u64| Winning::new(lateness)))
 }
 
 /// One row of q9's `winners`: the auction's fields, then the winning bid's.

@@ -9,6 +9,13 @@
 //! which output records changed. It is the escape hatch for algorithms with their own
 //! incremental structure; the price is that the logic must keep its output right.
 //!
+//! On a [`Stream`], [`Stream::stateful`] also lets state go as the watermark passes:
+//! a group says from which watermark on nothing still to come can change it
+//! ([`GroupLogic::retire_at`]), and is then [retired](GroupLogic::retire) and dropped,
+//! its output rows staying. What the operator keeps is then bounded by the groups
+//! still open (auctions not yet closed, in Nexmark's q4 and q9) rather than by
+//! everything seen.
+//!
 //! ```
 //! # use tidemark::pipeline::prelude::*;
 //! /// The running total of each group, as `(group, total)`.
@@ -42,14 +49,10 @@
 //! # }
 //! ```
 
-use differential_dataflow::{AsCollection, Hashable};
-use std::collections::hash_map::Entry;
+use differential_dataflow::Hashable;
 
-use foldhash::HashMap;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-
-use super::{Collection, Data, Diff, Time};
+use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
+use super::{Collection, Data, Diff, Stream, Time, TimeMode};
 
 /// The state of one group of a [`stateful`] operator.
 ///
@@ -60,6 +63,8 @@ use super::{Collection, Data, Diff, Time};
 /// - The output must depend only on the group's current content (the sum of the
 ///   updates so far), not on how the updates were batched into steps: otherwise a
 ///   replay and a live run of the same data disagree.
+/// - [`GroupLogic::retire`] must not change the output: it drops what no update
+///   still to come can need, and the logic then ignores updates that cannot matter.
 pub trait GroupLogic: 'static {
     /// The group's values.
     type Value: Data;
@@ -71,92 +76,138 @@ pub trait GroupLogic: 'static {
     fn update(&mut self, value: Self::Value, diff: Diff);
     /// The step's changes are all in: appends the output changes they cause.
     fn settle(&mut self, out: &mut Vec<(Self::Out, Diff)>);
-    /// Whether the group holds nothing and shows nothing, so its state can go.
+    /// Whether the group's state can go: it holds nothing and shows nothing, or it
+    /// has [retired](GroupLogic::retire) and nothing still to come can change what
+    /// it shows (its output rows stay).
     fn is_empty(&self) -> bool;
-}
 
-/// Updates waiting for the frontier: `(time, key, value, diff)`.
-type Pending<K, V> = Vec<(Time, K, V, Diff)>;
+    /// The watermark at which the group's state can shrink, if any: once the input's
+    /// watermark reaches it, [`Stream::stateful`] calls [`GroupLogic::retire`]. Asked
+    /// after every settle. The default never retires.
+    fn retire_at(&self) -> Option<Time> {
+        None
+    }
+
+    /// The watermark reached `watermark` (at least [`GroupLogic::retire_at`]): drops
+    /// the state that no update still to come can need. Which updates can still come
+    /// follows from the input's [`Lateness`](super::Lateness) rule: a record at event
+    /// time `ts` that arrives once the watermark is `w` was not too late at `w`.
+    /// Called only by [`Stream::stateful`]; the default does nothing.
+    fn retire(&mut self, watermark: Time) {
+        let _ = watermark;
+    }
+}
 
 /// Runs one [`GroupLogic`] per key of `input`, made by `new` when the key first
 /// appears and dropped when it [is empty](GroupLogic::is_empty) after a step.
 ///
 /// Updates are exchanged by key, held until the frontier passes their time, and
 /// applied a time at a time: at each time every group that changed is settled, and
-/// its output changes carry that time.
+/// its output changes carry that time. A collection has no watermark, so groups
+/// never [retire](GroupLogic::retire); see [`Stream::stateful`] for that.
 pub fn stateful<'s, K: Data, L: GroupLogic>(
     input: Collection<'s, (K, L::Value)>,
     name: &str,
     new: impl Fn(&K) -> L + 'static,
 ) -> Collection<'s, L::Out> {
-    let pact = Exchange::new(|update: &((K, L::Value), Time, Diff)| update.0.0.hashed());
-    input
-        .inner
-        .unary_frontier(pact, name, move |cap, _info| {
-            let mut cap = Some(cap);
-            let mut pending: Pending<K, L::Value> = Vec::new();
-            // Each group with whether it changed in the time being applied.
-            let mut groups: HashMap<K, (L, bool)> = HashMap::default();
-            let mut changes: Vec<(L::Out, Diff)> = Vec::new();
-            let mut out: Vec<(L::Out, Time, Diff)> = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|_cap, data| pending.extend(data.drain(..).map(|((k, v), t, d)| (t, k, v, d))));
-                let Some(current) = cap.as_mut() else { return };
-                let Some(&now) = frontier.frontier().first() else {
-                    // The input closed: the job is stopping, and nothing more is read.
-                    pending.clear();
-                    cap = None;
-                    return;
-                };
-                // Updates whose time the frontier has passed, a time at a time.
-                pending.sort_by_key(|u| u.0);
-                let ready = pending.partition_point(|u| u.0 < now);
-                let mut ready = pending.drain(..ready).peekable();
-                while let Some(&(time, ..)) = ready.peek() {
-                    let mut touched: Vec<K> = Vec::new();
-                    while let Some((_, key, value, diff)) = ready.next_if(|u| u.0 == time) {
-                        let (group, changed) = match groups.entry(key) {
-                            Entry::Occupied(entry) => {
-                                if !entry.get().1 {
-                                    touched.push(entry.key().clone());
-                                }
-                                entry.into_mut()
-                            }
-                            Entry::Vacant(entry) => {
-                                touched.push(entry.key().clone());
-                                let group = new(entry.key());
-                                entry.insert((group, false))
-                            }
-                        };
-                        group.update(value, diff);
-                        *changed = true;
-                    }
-                    settle_all(&mut groups, touched, &mut changes);
-                    out.extend(changes.drain(..).map(|(o, d)| (o, time, d)));
-                }
-                drop(ready);
-                if !out.is_empty() {
-                    output.session(&*current).give_container(&mut out);
-                }
-                current.downgrade(&now);
-            }
-        })
-        .as_collection()
+    let stamped = input.map(|update| (update, 0));
+    keyed(stamped, |(k, _): &(K, L::Value)| k.hashed(), |update| update, &[], TimeMode::Exact, name, Groups::new(new))
 }
 
-/// Settles the groups `touched` and drops those left empty.
-fn settle_all<K: Data, L: GroupLogic>(
-    groups: &mut HashMap<K, (L, bool)>,
-    touched: Vec<K>,
-    out: &mut Vec<(L::Out, Diff)>,
-) {
-    for key in touched {
-        if let Some((group, changed)) = groups.get_mut(&key) {
-            *changed = false;
-            group.settle(out);
+impl<'s, K: Data, V: Data> Stream<'s, (K, V)> {
+    /// Runs one [`GroupLogic`] per key, as [`stateful`] does, and lets groups
+    /// [retire](GroupLogic::retire) as the watermark passes the point each gives
+    /// ([`GroupLogic::retire_at`]): state that no record still to come can need goes,
+    /// so what is kept is bounded by what is still open (auctions not yet closed,
+    /// sessions not yet timed out) rather than by everything seen.
+    ///
+    /// In [`TimeMode::Compact`] (a job read only at its end) groups settle once per
+    /// frontier step instead of once per time.
+    pub fn stateful<L: GroupLogic<Value = V>>(
+        self,
+        name: &str,
+        new: impl Fn(&K) -> L + 'static,
+    ) -> Collection<'s, L::Out> {
+        let Stream { inner, clock, mode } = self;
+        let hash = |(k, _): &(K, V)| k.hashed();
+        keyed(inner, hash, |update| update, std::slice::from_ref(&clock), mode, name, Groups::new(new))
+    }
+}
+
+/// The groups of a [`stateful`] operator, each with the watermark its retirement is
+/// scheduled at.
+struct Groups<K, L: GroupLogic, F> {
+    new: F,
+    groups: KeySlots<K, Option<(L, Option<Time>)>>,
+    timers: Timers<u32>,
+    out: Vec<(L::Out, Diff)>,
+}
+
+impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Groups<K, L, F> {
+    fn new(new: F) -> Self {
+        Groups { new, groups: KeySlots::default(), timers: Timers::default(), out: Vec::new() }
+    }
+
+    /// Settles the groups that changed since the last call; drops those left empty and
+    /// schedules the retirement of the others.
+    fn settle(&mut self) {
+        for id in self.groups.take_dirty() {
+            let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { continue };
+            group.settle(&mut self.out);
             if group.is_empty() {
-                groups.remove(&key);
+                self.groups.release(id);
+            } else if let Some(at) = group.retire_at()
+                && *scheduled != Some(at)
+            {
+                *scheduled = Some(at);
+                self.timers.schedule(at, id);
             }
         }
+    }
+}
+
+impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> KeyedLogic for Groups<K, L, F> {
+    type Key = K;
+    type Value = L::Value;
+    type Out = L::Out;
+
+    fn update(&mut self, key: K, value: L::Value, _stamp: Time, diff: Diff) {
+        let id = self.groups.slot(key);
+        let Some((key, state)) = self.groups.get(id) else { return };
+        let (group, _) = state.get_or_insert_with(|| ((self.new)(key), None));
+        group.update(value, diff);
+        self.groups.mark(id);
+    }
+
+    fn watermark(&mut self, watermarks: &[Time]) {
+        // What changed before the watermark moved is settled first: a retiring group
+        // shows what its last updates made of it.
+        self.settle();
+        let w = watermarks.iter().copied().min().unwrap_or(0);
+        for id in self.timers.take_due(w) {
+            // Slots are reused: the group there now decides whether it is due.
+            let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { continue };
+            *scheduled = None;
+            match group.retire_at() {
+                Some(at) if at <= w => group.retire(w),
+                Some(at) => {
+                    *scheduled = Some(at);
+                    self.timers.schedule(at, id);
+                    continue;
+                }
+                None => continue,
+            }
+            if group.is_empty() {
+                self.groups.release(id);
+            } else if let Some(at) = group.retire_at().filter(|&at| at > w) {
+                *scheduled = Some(at);
+                self.timers.schedule(at, id);
+            }
+        }
+    }
+
+    fn flush(&mut self, time: Time, out: &mut Vec<(L::Out, Time, Diff)>) {
+        self.settle();
+        out.extend(self.out.drain(..).map(|(o, d)| (o, time, d)));
     }
 }
