@@ -121,6 +121,12 @@ impl<'s, K: Data, V: Data> Stream<'s, (K, V)> {
     /// so what is kept is bounded by what is still open (auctions not yet closed,
     /// sessions not yet timed out) rather than by everything seen.
     ///
+    /// Retirement is as sound as the input's lateness rule: declare it in the input's
+    /// [`InputOptions`](super::InputOptions) (say `Lateness::After(allowed)`, too late
+    /// when `ts + allowed < W`) and compute `retire_at` from the same `allowed` (a group
+    /// of records up to event time `last` can retire at `last + allowed + 1`). Nexmark's
+    /// q9 (`dataflows/nexmark/winning.rs`) is the example.
+    ///
     /// In [`TimeMode::Compact`] (a job read only at its end) groups settle once per
     /// frontier step instead of once per time.
     pub fn stateful<L: GroupLogic<Value = V>>(
