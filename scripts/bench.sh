@@ -33,6 +33,11 @@ ensure_events() { # size: generates bench-data/events-<size>.ndjson if missing
 # Builds the release binaries and copies them (tidemark and the named examples) to
 # bench-data/bin, so that a concurrent `cargo build` cannot swap a binary mid-run.
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The median over the runs in a time file ("wall user sys max_rss_kb" lines) of an awk
+# expression of their fields, e.g. '$2 + $3' for CPU seconds.
+median_of() { # time-file awk-expression
+    awk "{ print $2 }" "$1" | median
+}
 
 profile=${BENCH_PROFILE:-release}
 build() { # example...
@@ -131,10 +136,10 @@ nexmark() { # quick(0|1)
         for q in "${queries[@]}"; do
             local t=bench-data/nexmark-time-$size-$q-tidemark.txt y=bench-data/nexmark-time-$size-$q-yardstick.txt
             local tcpu ycpu trss yrss
-            tcpu=$(awk '{ print $2 + $3 }' "$t" | median)
-            ycpu=$(awk '{ print $2 + $3 }' "$y" | median)
-            trss=$(awk '{ print $4 }' "$t" | median)
-            yrss=$(awk '{ print $4 }' "$y" | median)
+            tcpu=$(median_of "$t" '$2 + $3')
+            ycpu=$(median_of "$y" '$2 + $3')
+            trss=$(median_of "$t" '$4')
+            yrss=$(median_of "$y" '$4')
             rss_of[$size,$q]=$trss
             say "$(awk -v q="$q" -v e="${events_of[$size]}" -v t="$tcpu" -v y="$ycpu" -v tr="$trss" -v yr="$yrss" 'BEGIN {
                 printf "| %s | %d | %.2f | %.0f | %.2f | %.0f | %.2f | %.1f | %.1f |", q, e, t, (t > 0 ? e / t : 0), y, (y > 0 ? e / y : 0), (y > 0 ? t / y : 0), tr / 1024, yr / 1024 }')"
@@ -150,10 +155,10 @@ nexmark() { # quick(0|1)
             for q in "${queries[@]}"; do
                 local t1=bench-data/nexmark-time-$size-$q-tidemark.txt t2=bench-data/nexmark-time-$size-$q-tidemark-w2.txt
                 local wall1 wall2 cpu2 rss2
-                wall1=$(awk '{ print $1 }' "$t1" | median)
-                wall2=$(awk '{ print $1 }' "$t2" | median)
-                cpu2=$(awk '{ print $2 + $3 }' "$t2" | median)
-                rss2=$(awk '{ print $4 }' "$t2" | median)
+                wall1=$(median_of "$t1" '$1')
+                wall2=$(median_of "$t2" '$1')
+                cpu2=$(median_of "$t2" '$2 + $3')
+                rss2=$(median_of "$t2" '$4')
                 say "$(awk -v q="$q" -v e="${events_of[$size]}" -v a="$wall1" -v b="$wall2" -v c="$cpu2" -v r="$rss2" 'BEGIN {
                     printf "| %s | %d | %.2f | %.2f | %.2f | %.0f | %.2f | %.1f |", q, e, a, b, (b > 0 ? a / b : 0), (b > 0 ? e / b : 0), c, r / 1024 }')"
             done
@@ -300,12 +305,12 @@ say "|---|---:|---:|---:|---:|---:|---:|"
 declare -A rss_of
 for size in "${sizes[@]}"; do
     events=${events_of[$size]}
-    base_cpu=$(awk '{ print $2 + $3 }' "bench-data/time-$size-yardstick.txt" | median)
+    base_cpu=$(median_of "bench-data/time-$size-yardstick.txt" '$2 + $3')
     for program in "${programs[@]}"; do
         t=bench-data/time-$size-$program.txt
-        wall=$(awk '{ print $1 }' "$t" | median)
-        cpu=$(awk '{ print $2 + $3 }' "$t" | median)
-        rss=$(awk '{ print $4 }' "$t" | median)
+        wall=$(median_of "$t" '$1')
+        cpu=$(median_of "$t" '$2 + $3')
+        rss=$(median_of "$t" '$4')
         rss_of[$size,$program]=$rss
         say "$(awk -v p="$program" -v e="$events" -v w="$wall" -v c="$cpu" -v b="$base_cpu" -v r="$rss" 'BEGIN {
             printf "| %s | %d | %.2f | %.2f | %.0f | %.2f | %.1f |", p, e, w, c, (c > 0 ? e / c : 0), (b > 0 ? c / b : 0), r / 1024 }')"

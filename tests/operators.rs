@@ -798,8 +798,14 @@ fn compact(records: &[Ev]) -> String {
 impl Scenario {
     /// The final rows of a replay; with `changes`, those its changes add up to (the
     /// operators then run in exact time, as in a served job).
-    fn run(&self, workers: usize, chunk_lines: usize, changes: bool) -> BTreeMap<&'static str, Vec<String>> {
-        let mut run = Run::new(self.dataflow).with_registry(registry()).workers(workers).chunk_lines(chunk_lines);
+    fn run(
+        &self,
+        registry: Registry,
+        workers: usize,
+        chunk_lines: usize,
+        changes: bool,
+    ) -> BTreeMap<&'static str, Vec<String>> {
+        let mut run = Run::new(self.dataflow).with_registry(registry).workers(workers).chunk_lines(chunk_lines);
         if changes {
             run = run.changes();
         }
@@ -830,7 +836,7 @@ impl Scenario {
         let mut failures = String::new();
         let mut results = Vec::new();
         for &(workers, chunk_lines) in configs {
-            let actual = self.run(workers, chunk_lines, changes);
+            let actual = self.run(registry(), workers, chunk_lines, changes);
             for (output, want) in &expected {
                 let (missing, extra) = multiset_diff(want, &actual[output]);
                 if missing.is_empty() && extra.is_empty() {
@@ -1147,19 +1153,16 @@ fn retiring_stateful_keeps_only_open_groups() {
             events.push(ev(&k, i * 10 + rng.random_range(0..=3), rng.random_range(1..=9)));
         }
     }
-    let expected: BTreeMap<&str, Vec<String>> =
-        model_retiring(&params, &events).iter().map(|(output, rows)| (*output, sorted_texts(rows))).collect();
-    assert_eq!(expected["auctions"].len(), 300);
+    let expected = model_retiring(&params, &events);
+    let expected_rows = sorted_texts(&expected[0].1);
+    assert_eq!(expected_rows.len(), 300);
+    let label = "300 keys in turn".into();
+    let scenario = Scenario { dataflow: "retiring", label, params, inputs: vec![("events", events)], expected };
     for workers in [1, 2] {
         let pipeline = RetiringPipeline::default();
         let live = pipeline.live.clone();
-        let mut run =
-            Run::new("retiring").with_registry(Registry::new().with(pipeline)).workers(workers).chunk_lines(7);
-        for (name, value) in params.to_params() {
-            run = run.param(&name, value);
-        }
-        let printed = run.input("events", events.iter().map(|e| ev_json(e).to_string()).collect()).go();
-        assert_eq!(printed.sorted("auctions"), expected["auctions"], "{workers} workers");
+        let printed = scenario.run(Registry::new().with(pipeline), workers, 7, false);
+        assert_eq!(printed["auctions"], expected_rows, "{workers} workers");
         // One worker runs on the replay's thread, a chunk at a time, so what is alive is
         // exact; with two the reader runs ahead of the workers' progress by a varying
         // amount, and only the rows are checked.

@@ -37,16 +37,14 @@ struct Winning<B> {
     lateness: Time,
     auctions: Vec<(Auction, Diff)>,
     bids: BTreeMap<Ranked<B>, Diff>,
-    /// The latest time of a bid seen.
-    latest_bid: Time,
     shown: Option<Winner<B>>,
-    /// Whether the winner is final and the state gone.
+    /// Whether the winner is final: the group can go, its row stays.
     retired: bool,
 }
 
 impl<B> Winning<B> {
     fn new(lateness: Time) -> Self {
-        Winning { lateness, auctions: Vec::new(), bids: BTreeMap::new(), latest_bid: 0, shown: None, retired: false }
+        Winning { lateness, auctions: Vec::new(), bids: BTreeMap::new(), shown: None, retired: false }
     }
 }
 
@@ -55,10 +53,6 @@ impl<B: Data> GroupLogic for Winning<B> {
     type Out = Winner<B>;
 
     fn update(&mut self, value: Side<B>, diff: Diff) {
-        if self.retired {
-            // Nothing still to come can win (see `retire_at`).
-            return;
-        }
         match value {
             Side::Auction(a) => match self.auctions.iter().position(|(b, _)| *b == a) {
                 Some(i) => {
@@ -70,7 +64,6 @@ impl<B: Data> GroupLogic for Winning<B> {
                 None => self.auctions.push((a, diff)),
             },
             Side::Bid(price, date_time, payload) => {
-                self.latest_bid = self.latest_bid.max(date_time);
                 let key = (Reverse(price), date_time, payload);
                 let n = self.bids.entry(key.clone()).or_default();
                 *n += diff;
@@ -82,9 +75,6 @@ impl<B: Data> GroupLogic for Winning<B> {
     }
 
     fn settle(&mut self, out: &mut Vec<(Self::Out, Diff)>) {
-        if self.retired {
-            return;
-        }
         // The auction with a positive multiplicity (the smallest, should there be two).
         let auction = self.auctions.iter().filter(|(_, n)| *n > 0).map(|(a, _)| a).min();
         let winner = auction.and_then(|a| {
@@ -106,15 +96,13 @@ impl<B: Data> GroupLogic for Winning<B> {
     fn retire_at(&self) -> Option<Time> {
         let last = match self.auctions.iter().filter(|(_, n)| *n > 0).map(|(a, _)| a.expires).max() {
             Some(expires) => expires,
-            None if self.bids.is_empty() => return None,
-            None => self.latest_bid,
+            None => self.bids.keys().map(|(_, date_time, _)| *date_time).max()?,
         };
         Some(last + self.lateness + 1)
     }
 
+    /// The group is [empty](GroupLogic::is_empty) from now on, so it goes at once.
     fn retire(&mut self, _watermark: Time) {
-        self.auctions = Vec::new();
-        self.bids = BTreeMap::new();
         self.retired = true;
     }
 }

@@ -154,20 +154,28 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Groups<K, L, F> {
         Groups { new, groups: KeySlots::default(), timers: Timers::default(), out: Vec::new() }
     }
 
-    /// Settles the groups that changed since the last call; drops those left empty and
-    /// schedules the retirement of the others.
+    /// Settles the groups that changed since the last call.
     fn settle(&mut self) {
         for id in self.groups.take_dirty() {
-            let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { continue };
+            let Some((_, Some((group, _)))) = self.groups.get(id) else { continue };
             group.settle(&mut self.out);
-            if group.is_empty() {
-                self.groups.release(id);
-            } else if let Some(at) = group.retire_at()
-                && *scheduled != Some(at)
-            {
-                *scheduled = Some(at);
-                self.timers.schedule(at, id);
-            }
+            self.tend(id, None);
+        }
+    }
+
+    /// Drops the group in slot `id` if it is empty; else schedules its retirement,
+    /// unless it is scheduled there already or, just after a retirement at watermark
+    /// `retired`, the point is not past it (it would be retired again at once).
+    fn tend(&mut self, id: u32, retired: Option<Time>) {
+        let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { return };
+        if group.is_empty() {
+            self.groups.release(id);
+        } else if let Some(at) = group.retire_at()
+            && *scheduled != Some(at)
+            && retired.is_none_or(|w| at > w)
+        {
+            *scheduled = Some(at);
+            self.timers.schedule(at, id);
         }
     }
 }
@@ -194,21 +202,10 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> KeyedLogic for Groups<K, 
             // Slots are reused: the group there now decides whether it is due.
             let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { continue };
             *scheduled = None;
-            match group.retire_at() {
-                Some(at) if at <= w => group.retire(w),
-                Some(at) => {
-                    *scheduled = Some(at);
-                    self.timers.schedule(at, id);
-                    continue;
-                }
-                None => continue,
+            if group.retire_at().is_some_and(|at| at <= w) {
+                group.retire(w);
             }
-            if group.is_empty() {
-                self.groups.release(id);
-            } else if let Some(at) = group.retire_at().filter(|&at| at > w) {
-                *scheduled = Some(at);
-                self.timers.schedule(at, id);
-            }
+            self.tend(id, Some(w));
         }
     }
 
