@@ -7,6 +7,18 @@
 //! data_dir = ".tidemark"    # where job specs persist
 //! max_body_bytes = 16777216 # larger request bodies get 413
 //! history = 100000          # changes each output keeps for as_of and resuming
+//! tokens_file = "tokens"    # SCOPE TOKEN per line; without it: loopback only
+//! insecure = false          # listen beyond loopback without tokens
+//! allowed_hosts = ["tidemark.example.com"] # Host names beside localhost and IPs
+//! cors_origins = ["https://app.example.com"]
+//! file_root = "data"        # file sources read only below it
+//! tls_cert = "cert.pem"     # HTTPS, with tls_key
+//! tls_key = "key.pem"
+//! max_subscribers = 1024    # per output
+//! max_jobs = 256            # jobs the API may create
+//! rate_limit = 100          # requests per second per token or client
+//! header_timeout_ms = 10000 # to send headers or finish a TLS handshake
+//! body_timeout_ms = 60000   # to send a request body
 //!
 //! [[jobs]]                  # created at start unless a job of that name exists
 //! name = "trending"
@@ -19,6 +31,7 @@
 //! repository's `tidemark.toml`, compiled in; an empty file gives a server with no jobs.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -54,6 +67,33 @@ pub struct ServerConfig {
     pub max_body_bytes: Option<usize>,
     /// Changes each output keeps for `as_of` and resuming subscribers.
     pub history: Option<usize>,
+    /// Bearer tokens, `SCOPE TOKEN` per line.
+    pub tokens_file: Option<PathBuf>,
+    /// Listen beyond loopback without tokens.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Host names requests may use beside `localhost` and IP addresses.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose web pages may call the API.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// The directory file sources read below.
+    pub file_root: Option<PathBuf>,
+    /// HTTPS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Live subscriptions per output.
+    pub max_subscribers: Option<usize>,
+    /// Jobs the API may create.
+    pub max_jobs: Option<usize>,
+    /// Requests per second per token or client address.
+    pub rate_limit: Option<NonZeroU32>,
+    /// Time to send a request's headers or finish a TLS handshake, in ms.
+    pub header_timeout_ms: Option<u64>,
+    /// Time to send a request body, in ms.
+    pub body_timeout_ms: Option<u64>,
 }
 
 /// Parses a configuration file's text.

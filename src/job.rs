@@ -2,6 +2,7 @@
 //!
 //! - [`spec`]: job specs as users write them, and their validation.
 //! - [`manager`]: the jobs of a server: persisted, restored, driven, deleted.
+//! - [`file_root`]: the directory below which file sources read (`--file-root`).
 //!
 //! A [`RunningJob`] owns, per declared input, the ingest router (watermark, lateness,
 //! placement) and, per output, the [`Materialized`] content its workers feed. It is
@@ -9,6 +10,7 @@
 //! then the input advances, then any dead letters follow on the job's dead-letter
 //! input.
 
+pub mod file_root;
 pub mod manager;
 pub mod spec;
 

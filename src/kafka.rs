@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use client::is_local_property;
 pub use sink::{Sink, SinkStatus};
 pub use source::{Feed, Offsets, PartitionStatus, Source, SourceStatus};
 

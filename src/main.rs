@@ -4,8 +4,10 @@
 mod dataflows;
 
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
@@ -65,32 +67,112 @@ struct ServeArgs {
     /// Where job definitions persist [default: the config's, else .tidemark].
     #[arg(long, env = "TIDEMARK_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Largest request body in bytes [default: 16777216].
-    #[arg(long, env = "TIDEMARK_MAX_BODY_BYTES")]
-    max_body_bytes: Option<usize>,
     /// Changes each output keeps for `as_of` reads and resuming subscribers [default: 100000].
     #[arg(long, env = "TIDEMARK_HISTORY")]
     history: Option<usize>,
+    /// Bearer tokens, one `SCOPE TOKEN` per line (read, write or admin); with it every
+    /// /api/v1 route and /metrics need a token.
+    #[arg(long = "tokens", value_name = "FILE", env = "TIDEMARK_TOKENS_FILE", help_heading = "Security")]
+    tokens_file: Option<PathBuf>,
+    /// Listen beyond loopback without --tokens: anyone who can connect controls the server.
+    #[arg(long, help_heading = "Security")]
+    insecure: bool,
+    /// Host names requests may use beside localhost and IP addresses (`name`, `name:port`,
+    /// `*.domain`, `*`; repeatable or comma-separated).
+    #[arg(long, value_name = "HOSTS", env = "TIDEMARK_ALLOWED_HOSTS", help_heading = "Security")]
+    allowed_hosts: Vec<String>,
+    /// An origin whose web pages may call the API, e.g. https://app.example.com (repeatable).
+    #[arg(long, value_name = "ORIGIN", env = "TIDEMARK_CORS_ORIGIN", help_heading = "Security")]
+    cors_origin: Vec<String>,
+    /// The directory file sources may read below; without it, jobs created over the API
+    /// cannot read files.
+    #[arg(long, value_name = "DIR", env = "TIDEMARK_FILE_ROOT", help_heading = "Security")]
+    file_root: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "TIDEMARK_TLS_CERT", requires = "tls_key", help_heading = "Security")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", env = "TIDEMARK_TLS_KEY", requires = "tls_cert", help_heading = "Security")]
+    tls_key: Option<PathBuf>,
+    /// Largest request body in bytes [default: 16777216].
+    #[arg(long, env = "TIDEMARK_MAX_BODY_BYTES", help_heading = "Limits")]
+    max_body_bytes: Option<usize>,
+    /// Live subscriptions per output [default: 1024].
+    #[arg(long, env = "TIDEMARK_MAX_SUBSCRIBERS", help_heading = "Limits")]
+    max_subscribers: Option<usize>,
+    /// Jobs the API may create [default: 256].
+    #[arg(long, env = "TIDEMARK_MAX_JOBS", help_heading = "Limits")]
+    max_jobs: Option<usize>,
+    /// Requests per second per token, or per client address without one [default: no limit].
+    #[arg(long, value_name = "N", env = "TIDEMARK_RATE_LIMIT", help_heading = "Limits")]
+    rate_limit: Option<NonZeroU32>,
+    /// Time a client has to send a request's headers (and a TLS handshake); idle
+    /// connections close after it too [default: 10000].
+    #[arg(long, value_name = "MS", env = "TIDEMARK_HEADER_TIMEOUT_MS", help_heading = "Limits")]
+    header_timeout_ms: Option<u64>,
+    /// Time a client has to send a request body [default: 60000].
+    #[arg(long, value_name = "MS", env = "TIDEMARK_BODY_TIMEOUT_MS", help_heading = "Limits")]
+    body_timeout_ms: Option<u64>,
 }
 
-fn serve(registry: tidemark::pipeline::Registry, args: ServeArgs) -> anyhow::Result<()> {
+/// Why `serve` did not run: the options (exit code 2), or the server (1).
+enum ServeFailure {
+    Usage(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ServeFailure {
+    fn from(e: E) -> Self {
+        ServeFailure::Failed(e.into())
+    }
+}
+
+fn serve(registry: tidemark::pipeline::Registry, args: ServeArgs) -> Result<(), ServeFailure> {
     use tidemark::config;
+    let usage = |e: anyhow::Error| ServeFailure::Usage(e);
     let text = match &args.config {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?
-        }
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| usage(anyhow::anyhow!("cannot read config {}: {e}", path.display())))?,
         None => config::DEFAULT.to_string(),
     };
-    let config = config::parse(&text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+    let config = config::parse(&text).map_err(|e| usage(anyhow::anyhow!("invalid config: {e}")))?;
     let server = config.server;
     let mut settings = tidemark::job::manager::JobSettings::default();
     if let Some(history) = args.history.or(server.history) {
         settings.history = history;
     }
+    if let Some(max) = args.max_jobs.or(server.max_jobs) {
+        settings.max_jobs = max;
+    }
+    if let Some(dir) = args.file_root.or(server.file_root) {
+        settings.file_root = Some(tidemark::job::file_root::FileRoot::new(&dir).map_err(|e| usage(e.into()))?);
+    }
     let mut limits = tidemark::serve::Limits::default();
     if let Some(max) = args.max_body_bytes.or(server.max_body_bytes) {
         limits.max_body = max;
     }
+    if let Some(max) = args.max_subscribers.or(server.max_subscribers) {
+        limits.max_subscribers = max;
+    }
+    limits.rate_limit = args.rate_limit.or(server.rate_limit);
+    if let Some(ms) = args.header_timeout_ms.or(server.header_timeout_ms) {
+        limits.header_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = args.body_timeout_ms.or(server.body_timeout_ms) {
+        limits.body_timeout = Duration::from_millis(ms.max(1));
+    }
+    let tls = match (args.tls_cert.or(server.tls_cert), args.tls_key.or(server.tls_key)) {
+        (Some(cert), Some(key)) => Some(tidemark::serve::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => return Err(usage(anyhow::anyhow!("--tls-cert and --tls-key go together"))),
+    };
+    let security = tidemark::serve::Security {
+        tokens_file: args.tokens_file.or(server.tokens_file),
+        insecure: args.insecure || server.insecure,
+        allowed_hosts: if args.allowed_hosts.is_empty() { server.allowed_hosts } else { args.allowed_hosts },
+        cors_origins: if args.cors_origin.is_empty() { server.cors_origins } else { args.cors_origin },
+        tls,
+    };
     let options = tidemark::serve::ServeOptions {
         listen: args.listen.or(server.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("address")),
         workers: args.workers.or(server.workers).unwrap_or_else(default_workers),
@@ -98,10 +180,12 @@ fn serve(registry: tidemark::pipeline::Registry, args: ServeArgs) -> anyhow::Res
         jobs: config.jobs,
         settings,
         limits,
+        security,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(tidemark::serve::run(registry, options))?;
-    Ok(())
+    runtime.block_on(tidemark::serve::run(registry, options)).map_err(|e| {
+        if e.is_usage() { ServeFailure::Usage(e.into()) } else { ServeFailure::Failed(e.into()) }
+    })
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -129,7 +213,11 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => match serve(registry, args) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Err(ServeFailure::Usage(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+            Err(ServeFailure::Failed(e)) => {
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }

@@ -14,14 +14,30 @@
 //!
 //! - `error`: API errors and their statuses and codes.
 //! - `jobs`: dataflows and jobs; `inputs`: ingest and advance; `outputs`: queries;
-//!   `subscribe`: change streams; `ui`: the page at `/`.
+//!   `subscribe`: change streams; `metrics`: Prometheus text; `ui`: the page at `/`.
+//! - `security`: the options and the gate (rate limit, tokens); `auth`: tokens and
+//!   scopes; `browser`: `Host`, body types, CORS; `limits`: sizes, timeouts, counts;
+//!   `listen`: the connection loop (TLS, header timeouts); `tls`: certificates.
 
+mod auth;
+mod browser;
 pub mod error;
 mod inputs;
 mod jobs;
+mod limits;
+mod listen;
+mod metrics;
 mod outputs;
+pub mod security;
 mod subscribe;
+mod tls;
 mod ui;
+
+pub use auth::{Scope, Tokens, TokensError};
+pub use browser::AllowedHosts;
+pub use limits::Limits;
+pub use security::{Guard, Security, SecurityError};
+pub use tls::{TlsError, TlsFiles};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,32 +45,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::job::manager::{JobManager, JobSettings};
-use crate::job::spec::JobSpec;
+use crate::job::spec::{JobSpec, Origin};
 use crate::pipeline::Registry;
 use crate::runtime::Runtime;
 
-/// Limits and timeouts of the HTTP API.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest request body, in bytes (larger: 413).
-    pub max_body: usize,
-    /// How long `advance` waits for the outputs to catch up.
-    pub wait: Duration,
-    /// How long an `as_of` read waits by default for its time to complete.
-    pub as_of_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { max_body: 16 << 20, wait: Duration::from_secs(30), as_of_timeout: Duration::from_secs(5) }
-    }
-}
+/// How often changed tokens and certificate files are read again.
+const REFRESH: Duration = Duration::from_secs(2);
 
 /// What the handlers share.
 pub struct App {
@@ -62,27 +67,49 @@ pub struct App {
     pub jobs: JobManager,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// Tokens, allowed hosts, CORS origins, the rate limit.
+    pub guard: Guard,
+    /// Live subscriptions per output.
+    pub subscribers: Arc<limits::Subscribers>,
     /// Becomes true when the server shuts down; streams end then.
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    /// The state of a server's handlers.
+    pub fn new(jobs: JobManager, limits: Limits, guard: Guard, shutdown: watch::Receiver<bool>) -> App {
+        App { jobs, limits, guard, subscribers: Arc::default(), shutdown }
+    }
 }
 
 /// The handlers' state.
 pub type AppState = Arc<App>;
 
-/// Every route of the API.
+/// Every route of the API, behind the server's defences (outermost first): panics
+/// answered as 500, JSON errors, hardening headers, `Host` check, CORS, the gate (rate
+/// limit, tokens), the body's type, size and time.
 pub fn router(app: AppState) -> Router {
     let max_body = app.limits.max_body;
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(ui::routes())
         .merge(jobs::routes())
         .merge(inputs::routes())
         .merge(outputs::routes())
         .merge(subscribe::routes())
+        .merge(metrics::routes())
         .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(error::json_errors))
-        .with_state(app)
+        .layer(from_fn_with_state(app.clone(), browser::read_body))
+        .layer(from_fn_with_state(app.clone(), security::gate));
+    if let Some(cors) = browser::cors(&app.guard.cors) {
+        router = router.layer(cors);
+    }
+    router = router.layer(from_fn_with_state(app.clone(), browser::check_host));
+    for (name, value) in browser::hardening_headers() {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router.layer(map_response(error::json_errors)).layer(CatchPanicLayer::custom(error::panicked)).with_state(app)
 }
 
 /// How to run a server.
@@ -100,6 +127,8 @@ pub struct ServeOptions {
     pub settings: JobSettings,
     /// Limits of the API.
     pub limits: Limits,
+    /// Tokens, TLS, allowed hosts and origins.
+    pub security: Security,
 }
 
 /// Why a server could not start or stopped badly.
@@ -114,6 +143,16 @@ pub enum ServeError {
     /// A job declared in the configuration is invalid.
     #[error("job `{0}` of the configuration: {1}")]
     ConfigJob(String, String),
+    /// The security options cannot be used (a usage error).
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+}
+
+impl ServeError {
+    /// Whether the options given are wrong (exit code 2), rather than the server failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ServeError::Security(_))
+    }
 }
 
 /// A server started by [`start`]: where it listens, and how to stop it.
@@ -145,11 +184,14 @@ impl Server {
 /// Starts a server: the runtime, the jobs restored from `data_dir` and those of the
 /// configuration, and the listener.
 pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, ServeError> {
+    // The options first: a usage error must not start workers or touch the data directory.
+    let guard = Guard::new(&options.security, options.listen, &options.limits)?;
+    let tls = guard.certificates.as_ref().map(listen::acceptor).transpose().map_err(SecurityError::from)?;
     let runtime = Arc::new(Runtime::start(options.workers)?);
     let jobs = JobManager::new(runtime.clone(), registry, options.data_dir.clone(), options.settings.clone())
         .map_err(|e| ServeError::Io(format!("cannot use the data directory: {e}")))?;
     let (stop, shutdown) = watch::channel(false);
-    let app = Arc::new(App { jobs, limits: options.limits.clone(), shutdown: shutdown.clone() });
+    let app = Arc::new(App::new(jobs, options.limits.clone(), guard, shutdown.clone()));
     let setup = app.clone();
     let declared = options.jobs.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
@@ -159,7 +201,7 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
         for spec in declared {
             if !setup.jobs.contains(&spec.name) {
                 let name = spec.name.clone();
-                setup.jobs.create(spec).map_err(|e| ServeError::ConfigJob(name, e.to_string()))?;
+                setup.jobs.create(spec, Origin::Operator).map_err(|e| ServeError::ConfigJob(name, e.to_string()))?;
             }
         }
         Ok(())
@@ -171,21 +213,13 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
         .await
         .map_err(|e| ServeError::Io(format!("cannot listen on {}: {e}", options.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
-    tracing::info!(%addr, jobs = app.jobs.list().len(), "listening");
-    let mut shutdown = shutdown;
-    let router = router(app.clone());
+    let (scheme, tokens) = (if tls.is_some() { "https" } else { "http" }, app.guard.has_tokens());
+    tracing::info!(%addr, scheme, tokens, jobs = app.jobs.list().len(), "listening");
+    let connections =
+        listen::Connections { router: router(app.clone()), tls, header_timeout: options.limits.header_timeout };
+    tokio::spawn(refresh(app.clone(), shutdown.clone()));
     let task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|down| *down).await;
-        };
-        // Subscribers get small writes often: send them at once rather than batching them (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serving = axum::serve(listener, router);
-        if let Err(error) = serving.with_graceful_shutdown(stopped).await {
-            tracing::error!(%error, "server failed");
-        }
+        listen::serve(listener, connections, shutdown).await;
         let jobs = app.clone();
         let _ = tokio::task::spawn_blocking(move || jobs.jobs.shutdown()).await;
         drop(app);
@@ -205,6 +239,20 @@ pub async fn run(registry: Registry, options: ServeOptions) -> Result<(), ServeE
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
+}
+
+/// Reads changed tokens and certificate files again, every [`REFRESH`], until shutdown.
+async fn refresh(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(REFRESH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.wait_for(|down| *down) => return,
+        }
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.guard.refresh()).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tidemark::job::manager::{JobManager, JobSettings};
 use tidemark::runtime::Runtime;
-use tidemark::serve::{App, Limits};
+use tidemark::serve::{App, Guard, Limits};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -1321,8 +1321,11 @@ async fn never_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_generator_sources() {
-    let mut server = TestServer::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
+    // Over the API a job reads files only below the server's file root.
+    let file_root = Some(tidemark::job::file_root::FileRoot::new(dir.path()).expect("file root"));
+    let settings = JobSettings { file_root, ..JobSettings::default() };
+    let mut server = TestServer::start_with(TestOptions { settings, ..TestOptions::default() }).await;
     let path = dir.path().join("events.ndjson");
     let mut text: String =
         (0..10).map(|i| format!("{}\n", event(&format!("k{}", i % 3), 1000 * i, i as f64))).collect();
@@ -1374,7 +1377,7 @@ fn in_process_app(limits: Limits) -> (Arc<App>, watch::Sender<bool>) {
     let registry = crate::dataflows::registry();
     let jobs = JobManager::new(runtime, registry, None, JobSettings::default()).expect("job manager");
     let (stop, shutdown) = watch::channel(false);
-    (Arc::new(App { jobs, limits, shutdown }), stop)
+    (Arc::new(App::new(jobs, limits, Guard::default(), shutdown)), stop)
 }
 
 async fn call(app: &Arc<App>, method: &str, uri: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tidemark::job::manager::JobSettings;
 use tidemark::job::spec::JobSpec;
-use tidemark::serve::{Limits, ServeOptions, Server};
+use tidemark::serve::{Limits, Security, ServeOptions, Server};
 
 /// A running test server.
 pub struct TestServer {
@@ -26,11 +26,18 @@ pub struct TestOptions {
     pub jobs: Vec<JobSpec>,
     pub limits: Limits,
     pub settings: JobSettings,
+    pub security: Security,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
-        TestOptions { workers: 2, jobs: Vec::new(), limits: Limits::default(), settings: JobSettings::default() }
+        TestOptions {
+            workers: 2,
+            jobs: Vec::new(),
+            limits: Limits::default(),
+            settings: JobSettings::default(),
+            security: Security::default(),
+        }
     }
 }
 
@@ -57,6 +64,7 @@ impl TestServer {
             jobs: options.jobs,
             settings: options.settings,
             limits: options.limits,
+            security: options.security,
         };
         let server = tidemark::serve::start(crate::dataflows::registry(), options).await.expect("server starts");
         let base = format!("http://{}", server.addr);

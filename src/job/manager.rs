@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::spec::{self, JobSpec, Source, SpecError, ValidSpec};
+use super::file_root::FileRoot;
+use super::spec::{self, JobSpec, Origin, Policy, Source, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
 use crate::ingest::format::{Chunk, NdjsonChunks};
 use crate::ingest::generator::Generator;
@@ -45,11 +46,20 @@ pub struct JobSettings {
     pub history: usize,
     /// How long dead letters stay (event time after arrival); `None` forever.
     pub dead_letter_retention: Option<Time>,
+    /// The directory file sources read below (`--file-root`); without one, only the
+    /// server's configuration may name files.
+    pub file_root: Option<FileRoot>,
+    /// How many jobs the API may create (`--max-jobs`); jobs of the configuration and
+    /// restored ones count, but are never refused.
+    pub max_jobs: usize,
 }
+
+/// The default of [`JobSettings::max_jobs`].
+pub const MAX_JOBS: usize = 256;
 
 impl Default for JobSettings {
     fn default() -> Self {
-        JobSettings { history: 100_000, dead_letter_retention: Some(3_600_000) }
+        JobSettings { history: 100_000, dead_letter_retention: Some(3_600_000), file_root: None, max_jobs: MAX_JOBS }
     }
 }
 
@@ -130,6 +140,9 @@ pub enum CreateError {
     /// A job of that name exists.
     #[error("a job named `{0}` exists")]
     Exists(String),
+    /// The server runs as many jobs as it may.
+    #[error("the server runs {0} jobs, as many as it may (--max-jobs); delete one first")]
+    TooMany(usize),
     /// The runtime could not install it.
     #[error(transparent)]
     Job(#[from] JobError),
@@ -200,14 +213,21 @@ impl JobManager {
         self.jobs.read().expect("jobs lock").contains_key(name)
     }
 
-    /// Validates `spec`, fixes the starting offsets of its Kafka inputs, starts the
-    /// job, persists it and starts its sources and sinks. Blocks while the brokers
-    /// answer and the workers install the dataflow; must run inside a tokio runtime.
-    pub fn create(&self, spec: JobSpec) -> Result<Arc<ManagedJob>, CreateError> {
-        let valid = spec::validate(spec, &self.registry)?;
+    /// What a spec from `origin` may name.
+    fn policy(&self, origin: Origin) -> Policy<'_> {
+        Policy { origin, file_root: self.settings.file_root.as_ref() }
+    }
+
+    /// Validates `spec` (written by `origin`), fixes the starting offsets of its Kafka
+    /// inputs, starts the job, persists it and starts its sources and sinks. Blocks
+    /// while the brokers answer and the workers install the dataflow; must run inside a
+    /// tokio runtime.
+    pub fn create(&self, spec: JobSpec, origin: Origin) -> Result<Arc<ManagedJob>, CreateError> {
+        let valid = spec::validate(spec, &self.registry, &self.policy(origin))?;
         if self.contains(&valid.spec.name) {
             return Err(CreateError::Exists(valid.spec.name));
         }
+        self.check_room(origin)?;
         let mut offsets = BTreeMap::new();
         for (i, source) in valid.sources.iter().enumerate() {
             if let Source::Kafka(kafka) = source {
@@ -217,16 +237,30 @@ impl JobManager {
                 offsets.insert(input, resolved);
             }
         }
-        self.start(valid, State { offsets }, true)
+        self.start(valid, State { offsets }, Some(origin))
     }
 
-    /// Starts a validated job from `state`; persists both first if `persist`.
-    fn start(&self, valid: ValidSpec, state: State, persist: bool) -> Result<Arc<ManagedJob>, CreateError> {
+    /// Refuses a job from the API when the server runs as many as it may.
+    fn check_room(&self, origin: Origin) -> Result<(), CreateError> {
+        let running = self.jobs.read().expect("jobs lock").len();
+        if origin == Origin::Api && running >= self.settings.max_jobs {
+            return Err(CreateError::TooMany(running));
+        }
+        Ok(())
+    }
+
+    /// Starts a validated job from `state`; a new one (`created` by an origin) is
+    /// checked against the job limit and persisted first, a restored one is not.
+    fn start(&self, valid: ValidSpec, state: State, created: Option<Origin>) -> Result<Arc<ManagedJob>, CreateError> {
         let _changing = self.changing.lock().expect("changing lock");
         let name = valid.spec.name.clone();
         if self.contains(&name) {
             return Err(CreateError::Exists(name));
         }
+        if let Some(origin) = created {
+            self.check_room(origin)?;
+        }
+        let persist = created.is_some();
         let options = JobOptions {
             mode: TimeMode::Exact,
             keep: Keep::Served { history: self.settings.history },
@@ -284,8 +318,10 @@ impl JobManager {
             let result = std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| spec::parse(&bytes).map_err(|e| e.to_string()))
-                .and_then(|spec| spec::validate(spec, &self.registry).map_err(|e| e.to_string()))
-                .and_then(|valid| self.start(valid, state, false).map(|_| ()).map_err(|e| e.to_string()));
+                .and_then(|spec| {
+                    spec::validate(spec, &self.registry, &self.policy(Origin::Operator)).map_err(|e| e.to_string())
+                })
+                .and_then(|valid| self.start(valid, state, None).map(|_| ()).map_err(|e| e.to_string()));
             if let Err(error) = result {
                 tracing::error!(job = %name, %error, "cannot restore job");
                 failures.push((name, error));

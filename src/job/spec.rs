@@ -9,6 +9,10 @@
 //! An input left out of `inputs` is fed over HTTP. Every error names the offending
 //! field (`inputs.events.rate`, `params.window`, ...), and says whether the request
 //! was malformed (a wrong type: 400) or well-formed but unusable (422).
+//!
+//! What a spec may name depends on who wrote it ([`Origin`]): a spec sent over the API
+//! may read files only below the file root, and may not give Kafka clients
+//! properties that name the server's own files or commands.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::file_root::FileRoot;
 use crate::ingest::generator::GeneratorSpec;
 use crate::kafka;
 use crate::pipeline::{Dataflow, DecodedParams, Registry};
@@ -54,6 +59,31 @@ pub enum Source {
     Generator(GeneratorSpec),
     /// A Kafka topic.
     Kafka(kafka::SourceSpec),
+}
+
+/// Who wrote a spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of the HTTP API: file sources only below the file root (none without
+    /// one), and no Kafka properties that name local files, libraries or commands.
+    Api,
+    /// Whoever runs the server: its configuration file, or a job restored from its data
+    /// directory. File sources anywhere the server can read, unless a file root is set.
+    Operator,
+}
+
+/// What a spec may name.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy<'a> {
+    /// Who wrote it.
+    pub origin: Origin,
+    /// The directory file sources must read below, if any.
+    pub file_root: Option<&'a FileRoot>,
+}
+
+impl Policy<'_> {
+    /// The policy of the configuration file and of `tidemark run` without a root.
+    pub const OPERATOR: Policy<'static> = Policy { origin: Origin::Operator, file_root: None };
 }
 
 /// A spec that cannot become a job.
@@ -104,8 +134,8 @@ pub fn parse(body: &[u8]) -> Result<JobSpec, SpecError> {
     Ok(spec)
 }
 
-/// Checks `spec` against the dataflows of `registry`.
-pub fn validate(spec: JobSpec, registry: &Registry) -> Result<ValidSpec, SpecError> {
+/// Checks `spec` against the dataflows of `registry`, and what it names against `policy`.
+pub fn validate(spec: JobSpec, registry: &Registry, policy: &Policy) -> Result<ValidSpec, SpecError> {
     check_name(&spec.name)?;
     let dataflow = registry.get(&spec.dataflow).cloned().ok_or_else(|| {
         let known: Vec<&str> = registry.iter().map(|d| d.name()).collect();
@@ -126,7 +156,7 @@ pub fn validate(spec: JobSpec, registry: &Registry) -> Result<ValidSpec, SpecErr
         .iter()
         .map(|d| match spec.inputs.get(&d.name) {
             None => Ok(Source::Http),
-            Some(source) => source_of(&format!("inputs.{}", d.name), source),
+            Some(source) => source_of(&format!("inputs.{}", d.name), source, policy),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let outputs = dataflow.output_names();
@@ -137,7 +167,7 @@ pub fn validate(spec: JobSpec, registry: &Registry) -> Result<ValidSpec, SpecErr
             let message = format!("`{}` has no output `{name}` (outputs: {})", dataflow.name(), outputs.join(", "));
             return Err(SpecError::new(field, "unknown_output", message, false));
         };
-        sinks.push((index, sink_of(&field, sink)?));
+        sinks.push((index, sink_of(&field, sink, policy)?));
     }
     Ok(ValidSpec { spec, dataflow, params, sources, sinks })
 }
@@ -156,7 +186,7 @@ fn check_name(name: &str) -> Result<(), SpecError> {
 }
 
 /// The source an input spec describes.
-fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
+fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecError> {
     let Some(object) = spec.as_object() else {
         return Err(SpecError::new(field, "invalid_source", "must be an object like {\"source\": \"http\"}", true));
     };
@@ -185,11 +215,10 @@ fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
                     true,
                 )
             })?;
-            if let Err(e) = std::fs::File::open(&file.path) {
-                let message = format!("cannot read {}: {e}", file.path.display());
-                return Err(SpecError::new(sub("path"), "invalid_source", message, false));
-            }
-            Ok(Source::File { path: file.path })
+            let path = readable_file(&file.path, policy).map_err(|message| {
+                SpecError::new(sub("path"), "invalid_source", message.to_string(), false)
+            })?;
+            Ok(Source::File { path })
         }
         Some("generator") => {
             let generator: GeneratorSpec = decode(field, rest)?;
@@ -198,6 +227,7 @@ fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
         }
         Some("kafka") => {
             let kafka: kafka::SourceSpec = decode(field, rest)?;
+            check_properties(field, "invalid_source", &kafka.config, policy)?;
             kafka.validate().map_err(|e| SpecError::new(sub(&e.field), "invalid_source", e.message, false))?;
             Ok(Source::Kafka(kafka))
         }
@@ -211,8 +241,54 @@ fn source_of(field: &str, spec: &Value) -> Result<Source, SpecError> {
     }
 }
 
+/// The path a file source reads, if `policy` lets it read `path`.
+fn readable_file(path: &std::path::Path, policy: &Policy) -> Result<PathBuf, FileError> {
+    match (policy.file_root, policy.origin) {
+        (Some(root), _) => Ok(root.resolve(path)?),
+        (None, Origin::Api) => Err(FileError::NoRoot),
+        (None, Origin::Operator) => match std::fs::File::open(path) {
+            Ok(_) => Ok(path.to_path_buf()),
+            Err(e) => Err(FileError::Unreadable(format!("cannot read {}: {e}", path.display()))),
+        },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error(
+        "file sources are not allowed in jobs created over the API unless the server runs with --file-root DIR (they may then read below DIR)"
+    )]
+    NoRoot,
+    #[error(transparent)]
+    Root(#[from] super::file_root::FileRootError),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// Refuses, in a spec sent over the API, Kafka properties that name local files,
+/// libraries or commands.
+fn check_properties(
+    field: &str,
+    code: &'static str,
+    config: &BTreeMap<String, String>,
+    policy: &Policy,
+) -> Result<(), SpecError> {
+    if policy.origin != Origin::Api {
+        return Ok(());
+    }
+    match config.keys().find(|key| kafka::is_local_property(key)) {
+        Some(key) => Err(SpecError::new(
+            format!("{field}.config.{key}"),
+            code,
+            "names a file, library or command of the server; only its configuration file may set it",
+            false,
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The sink an output spec describes.
-fn sink_of(field: &str, spec: &Value) -> Result<kafka::SinkSpec, SpecError> {
+fn sink_of(field: &str, spec: &Value, policy: &Policy) -> Result<kafka::SinkSpec, SpecError> {
     let Some(object) = spec.as_object() else {
         return Err(SpecError::new(field, "invalid_sink", "must be an object like {\"sink\": \"kafka\", ...}", true));
     };
@@ -221,6 +297,7 @@ fn sink_of(field: &str, spec: &Value) -> Result<kafka::SinkSpec, SpecError> {
     match kind.as_ref().and_then(Value::as_str) {
         Some("kafka") => {
             let kafka: kafka::SinkSpec = decode(field, rest)?;
+            check_properties(field, "invalid_sink", &kafka.config, policy)?;
             kafka
                 .validate()
                 .map_err(|e| SpecError::new(format!("{field}.{}", e.field), "invalid_sink", e.message, false))?;
@@ -275,14 +352,56 @@ mod tests {
 
     #[test]
     fn sources_are_checked() {
-        let e = source_of("inputs.x", &serde_json::json!({"source": "ftp"})).unwrap_err();
+        let operator = &Policy::OPERATOR;
+        let e = source_of("inputs.x", &serde_json::json!({"source": "ftp"}), operator).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("inputs.x.source", "invalid_source"));
-        let e = source_of("inputs.x", &serde_json::json!({"source": "http", "rate": 3})).unwrap_err();
+        let e = source_of("inputs.x", &serde_json::json!({"source": "http", "rate": 3}), operator).unwrap_err();
         assert_eq!(e.field, "inputs.x.rate");
-        let e = source_of("inputs.x", &serde_json::json!({"source": "file", "path": "/nonexistent"})).unwrap_err();
+        let missing = serde_json::json!({"source": "file", "path": "/nonexistent"});
+        let e = source_of("inputs.x", &missing, operator).unwrap_err();
         assert_eq!((e.field.as_str(), e.malformed), ("inputs.x.path", false));
-        assert_eq!(source_of("inputs.x", &serde_json::json!({"source": "http"})), Ok(Source::Http));
-        let e = validate(parse(br#"{"name":"a","dataflow":"nope"}"#).unwrap(), &registry()).unwrap_err();
+        assert_eq!(source_of("inputs.x", &serde_json::json!({"source": "http"}), operator), Ok(Source::Http));
+        let e = validate(parse(br#"{"name":"a","dataflow":"nope"}"#).unwrap(), &registry(), operator).unwrap_err();
         assert_eq!(e.code, "unknown_dataflow");
+    }
+
+    #[test]
+    fn api_specs_read_files_only_below_the_root() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("in.ndjson"), "").expect("file");
+        let outside = tempfile::NamedTempFile::new().expect("file");
+        let file = |path: &std::path::Path| serde_json::json!({"source": "file", "path": path});
+        let root = FileRoot::new(dir.path()).expect("root");
+        let api = Policy { origin: Origin::Api, file_root: None };
+        let rooted = Policy { origin: Origin::Api, file_root: Some(&root) };
+
+        let e = source_of("inputs.x", &file(outside.path()), &api).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code, e.malformed), ("inputs.x.path", "invalid_source", false));
+        assert!(e.message.contains("--file-root"), "{e}");
+        let anywhere = source_of("inputs.x", &file(outside.path()), &Policy::OPERATOR).expect("operator");
+        assert_eq!(anywhere, Source::File { path: outside.path().to_path_buf() });
+        let e = source_of("inputs.x", &file(outside.path()), &rooted).unwrap_err();
+        assert_eq!(e.field, "inputs.x.path");
+        let inside = source_of("inputs.x", &file(std::path::Path::new("in.ndjson")), &rooted).expect("inside");
+        assert_eq!(inside, Source::File { path: root.dir().join("in.ndjson") });
+        // With a root, the configuration file is confined too.
+        let operator_rooted = Policy { origin: Origin::Operator, file_root: Some(&root) };
+        assert!(source_of("inputs.x", &file(outside.path()), &operator_rooted).is_err());
+    }
+
+    #[test]
+    fn api_specs_name_no_local_files_in_kafka_properties() {
+        let api = Policy { origin: Origin::Api, file_root: None };
+        for key in ["plugin.library.paths", "ssl.key.location", "sasl.kerberos.keytab", "sasl.kerberos.kinit.cmd"] {
+            let spec = serde_json::json!({"source": "kafka", "brokers": "h:1", "topic": "t", "config": {key: "/x"}});
+            let e = source_of("inputs.x", &spec, &api).unwrap_err();
+            assert_eq!((e.field, e.code), (format!("inputs.x.config.{key}"), "invalid_source"));
+            let sink = serde_json::json!({"sink": "kafka", "brokers": "h:1", "topic": "t", "config": {key: "/x"}});
+            let e = sink_of("outputs.y", &sink, &api).unwrap_err();
+            assert_eq!((e.field, e.code), (format!("outputs.y.config.{key}"), "invalid_sink"));
+        }
+        let fine = serde_json::json!({"source": "kafka", "brokers": "h:1", "topic": "t", "config": {"fetch.max.bytes": 10485760}});
+        let answer = source_of("inputs.x", &fine, &api);
+        assert!(answer.is_ok(), "{answer:?}");
     }
 }

@@ -31,6 +31,17 @@ pub(crate) const RESERVED: &[&str] = &[
     "delivery.timeout.ms",
 ];
 
+/// Whether a librdkafka property names something on the server's own machine: a file
+/// (keys, certificates, keytabs, OIDC assertions), a library to load, or a command to
+/// run. A job spec sent over the API may not set these: they would let a client make
+/// the server read its files or run its programs.
+pub fn is_local_property(key: &str) -> bool {
+    const EXACT: &[&str] = &["plugin.library.paths", "ssl.engine.id", "ssl.providers", "sasl.kerberos.kinit.cmd"];
+    const SUFFIXES: &[&str] = &[".location", ".file", ".keytab", ".path", ".paths", ".cmd", ".store", ".stores"];
+    let key = key.trim().to_ascii_lowercase();
+    EXACT.contains(&key.as_str()) || SUFFIXES.iter().any(|s| key.ends_with(s))
+}
+
 /// Asks for offset and partition statistics once a second, for status pages; for
 /// clients created with a [`Context`], which keeps them (the default context would
 /// log them).

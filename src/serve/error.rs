@@ -73,6 +73,7 @@ impl From<CreateError> for ApiError {
         match e {
             CreateError::Spec(e) => e.into(),
             CreateError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "job_exists", e.to_string()),
+            CreateError::TooMany(_) => ApiError::new(StatusCode::CONFLICT, "too_many_jobs", e.to_string()),
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
             CreateError::Kafka { .. } => {
@@ -107,6 +108,13 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
+/// A handler that panicked: a 500 in the API's shape (the panic is logged by the hook).
+pub(super) fn panicked(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed to answer; the cause is logged")
+        .into_response()
+}
+
 /// Gives every error answer the API's JSON shape, including those axum writes itself
 /// before a handler runs (a path segment that is not UTF-8, a method a route does not
 /// take, ...): their text becomes the message.
@@ -126,6 +134,7 @@ pub(super) async fn json_errors(response: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         StatusCode::UPGRADE_REQUIRED => "upgrade_required",
         s if s.is_client_error() => "bad_request",
         _ => "unavailable",

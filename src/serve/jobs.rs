@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::ingest::LaneState;
 use crate::job::manager::ManagedJob;
-use crate::job::spec::{self, Source};
+use crate::job::spec::{self, Origin, Source};
 use crate::kafka;
 
 pub(super) fn routes() -> axum::Router<AppState> {
@@ -45,7 +45,8 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = spec::parse(&body?)?;
     let jobs = app.clone();
-    let job = tokio::task::spawn_blocking(move || jobs.jobs.create(spec)).await.map_err(ApiError::unavailable)??;
+    let job =
+        tokio::task::spawn_blocking(move || jobs.jobs.create(spec, Origin::Api)).await.map_err(ApiError::unavailable)??;
     Ok((StatusCode::CREATED, Json(status(&job))))
 }
 

@@ -21,7 +21,9 @@
 //! every update at a time `>= f` that the history still holds, then live. 410 if the
 //! history no longer reaches back to `f`, or if `f` is beyond the output's frontier —
 //! a resume point from before a restart, when the output was rebuilt: the client must
-//! subscribe again with a snapshot. Any other name filters rows on that field.
+//! subscribe again with a snapshot. `access_token` carries the caller's token (for
+//! browsers, whose `EventSource` cannot set headers) and is not a filter. Any other
+//! name filters rows on that field.
 //! A client that applies updates and remembers the last progress frontier it saw can
 //! reconnect with it and miss nothing and see nothing twice.
 
@@ -43,6 +45,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::Slot;
 use super::outputs::{output, read_params};
 use crate::pipeline::{Diff, Time};
 use crate::runtime::{Batch, KeyAtom, RowText, Start, Step, Subscription, matches};
@@ -99,11 +102,18 @@ async fn subscribe(
         None if snapshot => Start::Snapshot,
         None => Start::Since(rows.frontier().unwrap_or(Time::MAX)),
     };
+    let slot = app.subscribers.join(&job, &name, app.limits.max_subscribers)?;
     let subscription = rows.subscribe(start)?;
     let filters = read.query.filters.iter().map(|(f, v)| (f.clone(), KeyAtom::candidates(v))).collect();
-    let feed = Feed::new(subscription, filters, since.unwrap_or(0), rows.watermark(), app.shutdown.clone());
+    let mut feed = Feed::new(subscription, filters, since.unwrap_or(0), rows.watermark(), app.shutdown.clone());
+    feed.slot = Some(slot);
     match upgrade {
-        Ok(upgrade) => Ok(upgrade.on_upgrade(move |socket| send_over_websocket(socket, feed))),
+        Ok(upgrade) => {
+            // A subscriber sends only control messages: anything large is not one.
+            let max = app.limits.max_ws_message;
+            let upgrade = upgrade.max_message_size(max).max_frame_size(max);
+            Ok(upgrade.on_upgrade(move |socket| send_over_websocket(socket, feed)))
+        }
         Err(_) => {
             let events = feed.into_stream().map(|m| {
                 let event = Event::default().event(m.kind).data(m.data);
@@ -132,6 +142,8 @@ pub(super) struct Feed {
     since: Time,
     shutdown: watch::Receiver<bool>,
     done: bool,
+    /// Its place among the output's subscribers, given back when the stream ends.
+    slot: Option<Slot>,
 }
 
 impl Feed {
@@ -143,7 +155,7 @@ impl Feed {
         shutdown: watch::Receiver<bool>,
     ) -> Feed {
         let Subscription { frontier, snapshot, backlog, steps } = subscription;
-        let mut feed = Feed { queue: VecDeque::new(), steps, filters, since, shutdown, done: false };
+        let mut feed = Feed { queue: VecDeque::new(), steps, filters, since, shutdown, done: false, slot: None };
         if let Some(rows) = snapshot {
             let time = frontier.map_or(Time::MAX, |f| f.saturating_sub(1));
             let updates = rows.iter().filter(|(row, _)| matches(row, &feed.filters));
