@@ -6,6 +6,9 @@
 #   scripts/bench.sh           # 1M and 5M events, 5 repetitions each, medians
 #   scripts/bench.sh --quick   # smoke check: 200k events, 1 repetition
 #   scripts/bench.sh --serve   # the service: latency and throughput (benches/serve/load.rs)
+#   scripts/bench.sh --serve-security [serve_load options]  # what tokens and limits cost: the
+#                              # same against a plain and a secure server, interleaved
+#                              # (benches/serve/security.rs; default --seconds 10 --repeat 3)
 #   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
 #   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
 #   scripts/bench.sh --nexmark [--quick]  # Nexmark queries vs benches/yardstick/nexmark.rs, outputs checked
@@ -183,6 +186,22 @@ case "${1:-}" in
         build serve_load
         bench-data/bin/serve_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-serve.txt
         exit 0 ;;
+    --serve-security)
+        # What tokens and limits cost: the --serve latency (10K events/s unless --rates)
+        # and throughput against `tidemark serve` and `tidemark serve --tokens FILE
+        # --rate-limit 1000000 --max-subscribers 1024`, fresh servers, order alternating
+        # (benches/serve/security.rs; see BENCHMARKS.md).
+        build serve_load
+        results=bench-data/results-serve-security.txt
+        rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+        git diff --quiet HEAD -- src benches Cargo.toml Cargo.lock 2>/dev/null || rev="$rev + uncommitted changes"
+        {
+            echo "serve security benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), tidemark $rev"
+            echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+            echo
+        } | tee "$results"
+        bench-data/bin/serve_load security --binary bench-data/bin/tidemark "${@:2}" | tee -a "$results"
+        exit 0 ;;
     --kafka)
         # Kafka -> window_agg: with librdkafka's in-memory mock cluster (what tidemark
         # itself sustains), then with tansu on 127.0.0.1:9092 (a real broker on disk,
@@ -222,7 +241,7 @@ case "${1:-}" in
         build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --kafka | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --serve-security [serve_load options] | --kafka | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

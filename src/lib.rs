@@ -16,7 +16,8 @@
 //! - [`job`]: a dataflow with parameters running on the runtime, fed by routers.
 //! - [`kafka`]: Kafka sources and exactly-once sinks (librdkafka threads).
 //! - [`replay`]: `tidemark run`, replaying files through a job.
-//! - [`serve`]: the HTTP service (axum), which never touches timely types.
+//! - [`serve`]: the HTTP service (axum) and its defences (tokens, TLS, limits), which
+//!   never touches timely types.
 //! - [`config`]: the server's configuration file.
 //!
 //! The compiled-in pipelines live in `dataflows/`, outside this crate, and use only

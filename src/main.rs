@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Replay NDJSON files through a dataflow and print its outputs as NDJSON.
     Run {
         /// The dataflow (see `tidemark dataflows`).
@@ -127,7 +127,8 @@ impl<E: Into<anyhow::Error>> From<E> for ServeFailure {
     }
 }
 
-fn serve(registry: tidemark::pipeline::Registry, args: ServeArgs) -> Result<(), ServeFailure> {
+fn serve(registry: tidemark::pipeline::Registry, args: Box<ServeArgs>) -> Result<(), ServeFailure> {
+    let args = *args;
     use tidemark::config;
     let usage = |e: anyhow::Error| ServeFailure::Usage(e);
     let text = match &args.config {
@@ -183,9 +184,9 @@ fn serve(registry: tidemark::pipeline::Registry, args: ServeArgs) -> Result<(), 
         security,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(tidemark::serve::run(registry, options)).map_err(|e| {
-        if e.is_usage() { ServeFailure::Usage(e.into()) } else { ServeFailure::Failed(e.into()) }
-    })
+    runtime
+        .block_on(tidemark::serve::run(registry, options))
+        .map_err(|e| if e.is_usage() { ServeFailure::Usage(e.into()) } else { ServeFailure::Failed(e.into()) })
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -210,7 +211,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let registry = dataflows::registry();
-    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+    match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
         Command::Serve(args) => match serve(registry, args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(ServeFailure::Usage(e)) => {

@@ -160,15 +160,30 @@ impl Drop for Child {
 /// Starts the real binary, `tidemark serve`, on a free port with `config` and
 /// `data_dir`, its log in `log`; returns it and its base URL.
 pub async fn spawn_binary(config: &Path, data_dir: &Path, log: PathBuf) -> (Child, String) {
+    spawn_binary_with(config, data_dir, log, &[], "info").await
+}
+
+/// [`spawn_binary`] with more arguments (`--listen` among them replaces the default)
+/// and a log filter (`RUST_LOG`); the base URL is `http://ADDR` whatever the scheme.
+pub async fn spawn_binary_with(
+    config: &Path,
+    data_dir: &Path,
+    log: PathBuf,
+    args: &[&std::ffi::OsStr],
+    log_filter: &str,
+) -> (Child, String) {
     let stderr = std::fs::File::create(&log).expect("log file");
+    let listen: &[&str] = if args.iter().any(|a| *a == "--listen") { &[] } else { &["--listen", "127.0.0.1:0"] };
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(listen)
+        .args(["--workers", "2"])
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", "info")
+        .args(args)
+        .env("RUST_LOG", log_filter)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)

@@ -7,6 +7,8 @@ mod components_reference;
 #[path = "../dataflows/registry.rs"]
 #[allow(dead_code)]
 mod dataflows;
+// The bodies of the fuzz targets of fuzz/, and the replay of their seeds and regressions.
+mod fuzz_targets;
 mod golden;
 mod http_api;
 mod jobs;
@@ -18,6 +20,7 @@ mod logreg_reference;
 mod harness;
 mod http_streams;
 mod operators;
+mod security;
 #[allow(dead_code)]
 mod service;
 mod window_agg_reference;

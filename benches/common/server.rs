@@ -1,5 +1,6 @@
 //! The release binary run as a server for benchmarks: started on a free port with no
-//! demo jobs and a temporary data directory, killed when dropped.
+//! demo jobs and a temporary data directory, killed when dropped. Further options of
+//! `tidemark serve` (`--tokens FILE`, `--rate-limit N`, ...) go in `extra`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub fn start(binary: &str, workers: usize) -> ServerProcess {
+    pub fn start(binary: &str, workers: usize, extra: &[String]) -> ServerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("empty.toml");
         std::fs::write(&config, "").expect("config");
@@ -21,6 +22,7 @@ impl ServerProcess {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

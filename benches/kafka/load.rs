@@ -293,7 +293,7 @@ async fn main() {
         events / produced
     );
 
-    let server = ServerProcess::start(&args.binary, args.workers);
+    let server = ServerProcess::start(&args.binary, args.workers, &[]);
     let (mut served, mut cpus, mut bare, mut replay) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for rep in 0..args.reps {
         let (seconds, read) = bare_consumer(&args.brokers, &topic, args.partitions);

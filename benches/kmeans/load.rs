@@ -145,7 +145,7 @@ async fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    let server = ServerProcess::start(&binary, 2);
+    let server = ServerProcess::start(&binary, 2, &[]);
     let client = reqwest::Client::new();
     let base = server.base.clone();
     let lines = points(n, 1);

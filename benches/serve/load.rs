@@ -1,4 +1,5 @@
-//! Load for `tidemark serve`: ingest-to-subscriber latency and HTTP ingest throughput.
+//! Load for `tidemark serve`: ingest-to-subscriber latency and HTTP ingest throughput,
+//! and what tokens and limits cost of both.
 //!
 //! Starts the release binary (`target/release/tidemark serve --listen 127.0.0.1:0 --config
 //! EMPTY`) as a child process, creates `window_agg` jobs over HTTP, and measures:
@@ -14,11 +15,22 @@
 //! - **throughput**: NDJSON batches of 1,000 events posted back to back by
 //!   `--connections` (default 4) concurrent clients for `--seconds`; reported: events
 //!   accepted per second (wall clock), and the server's CPU seconds (from /proc).
+//! - **security** (see `security.rs`): both of the above (at `--rates`, default 10000
+//!   events/s here) against a plain server and against one started with `--tokens FILE
+//!   --rate-limit 1000000 --max-subscribers 1024`, a fresh server for each, the pair
+//!   `--repeat` times (default 3) with the order alternating, so that drift of the
+//!   machine falls on both alike. Against the secure server the POSTs carry an `admin`
+//!   token (`Authorization: Bearer`), the subscribers a `read` token, half of them in
+//!   the header and half as `?access_token=`; the rate limit is far above the load, so
+//!   it is checked on every request and never refuses one. Reported: every run, the
+//!   medians, secure/plain throughput and secure − plain p99, against the targets
+//!   (at most 5% of throughput, at most 1 ms of p99).
 //!
 //! ```sh
 //! cargo build --release --bin tidemark --examples
 //! target/release/examples/serve_load            # both, the figures of BENCHMARKS.md
 //! target/release/examples/serve_load latency --rates 10000 --seconds 5
+//! target/release/examples/serve_load security --seconds 5 --repeat 3   # or scripts/bench.sh --serve-security
 //! ```
 
 use std::sync::Arc;
@@ -27,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 
+mod security;
 #[path = "../common/server.rs"]
 mod server;
 use serde_json::{Value, json};
@@ -35,57 +48,112 @@ use tokio::sync::Mutex;
 
 struct Args {
     mode: String,
-    rates: Vec<u64>,
+    /// `None`: the mode's default.
+    rates: Option<Vec<u64>>,
     subscribers: usize,
     seconds: u64,
     connections: usize,
     binary: String,
     workers: usize,
+    repeat: usize,
 }
 
 fn args() -> Args {
     let mut args = Args {
         mode: "all".into(),
-        rates: vec![1000, 10_000, 100_000],
+        rates: None,
         subscribers: 10,
         seconds: 10,
         connections: 4,
         binary: "target/release/tidemark".into(),
         workers: 2,
+        repeat: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "latency" | "throughput" | "all" => args.mode = arg.clone(),
-            "--rates" => args.rates = value().split(',').map(|r| r.parse().expect("rate")).collect(),
+            "latency" | "throughput" | "all" | "security" => args.mode = arg.clone(),
+            "--rates" => args.rates = Some(value().split(',').map(|r| r.parse().expect("rate")).collect()),
             "--subscribers" => args.subscribers = value().parse().expect("subscribers"),
             "--seconds" => args.seconds = value().parse().expect("seconds"),
             "--connections" => args.connections = value().parse().expect("connections"),
             "--binary" => args.binary = value(),
             "--workers" => args.workers = value().parse().expect("workers"),
+            "--repeat" => args.repeat = value().parse().expect("repeat"),
             other => panic!("unknown argument {other}"),
         }
     }
+    assert!(args.repeat > 0, "--repeat must be at least 1");
     args
+}
+
+/// A server under test, and the tokens its clients present if it wants them.
+struct Target {
+    server: ServerProcess,
+    tokens: Option<security::Tokens>,
+}
+
+impl Target {
+    /// `request` as the load generator sends it: with the `admin` token, if any.
+    fn as_admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.tokens {
+            Some(tokens) => request.bearer_auth(&tokens.admin),
+            None => request,
+        }
+    }
+
+    /// The URL and `Authorization` header of subscriber `i` to `url`: with the `read`
+    /// token, every other subscriber in the header, the rest in the query.
+    fn subscription(&self, url: &str, i: usize) -> (String, Option<String>) {
+        match &self.tokens {
+            None => (url.to_string(), None),
+            Some(tokens) if i.is_multiple_of(2) => (url.to_string(), Some(format!("Bearer {}", tokens.read))),
+            Some(tokens) => (format!("{url}&access_token={}", tokens.read), None),
+        }
+    }
+}
+
+/// Latency of one rate, in milliseconds over (POST, subscriber) pairs.
+#[derive(Clone, Copy)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    /// (POST, subscriber) pairs whose update never arrived.
+    missed: usize,
+}
+
+/// Ingest throughput.
+#[derive(Clone, Copy)]
+struct Throughput {
+    events_per_second: f64,
+    /// The server's CPU (user + system) over the same time, in cores.
+    cpu_cores: f64,
 }
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
 }
 
-async fn create_job(client: &reqwest::Client, base: &str, name: &str) {
+async fn create_job(client: &reqwest::Client, target: &Target, name: &str) {
     let spec = json!({"name": name, "dataflow": "window_agg",
         "params": {"window": {"tumbling": {"size": 1000}}, "retention": 10000, "idle_timeout_ms": null}});
-    let response = client.post(format!("{base}/api/v1/jobs")).json(&spec).send().await.expect("create job");
+    let request = target.as_admin(client.post(format!("{}/api/v1/jobs", target.server.base)));
+    let response = request.json(&spec).send().await.expect("create job");
     assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
 }
 
 /// Reads an SSE stream; for every update carrying a marker key `m<n>`, records when
 /// it arrived under `n`.
-async fn subscribe(url: String, seen: Arrivals, stop: Arc<AtomicBool>) {
+async fn subscribe((url, authorization): (String, Option<String>), seen: Arrivals, stop: Arc<AtomicBool>) {
     let client = reqwest::Client::new();
-    let response = client.get(url).send().await.expect("subscribe");
+    let mut request = client.get(url);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request.send().await.expect("subscribe");
+    assert!(response.status().is_success(), "subscribe: {}", response.status());
     let mut body = response.bytes_stream();
     let mut buffer = Vec::new();
     while let Some(Ok(chunk)) = body.next().await {
@@ -118,17 +186,20 @@ async fn subscribe(url: String, seen: Arrivals, stop: Arc<AtomicBool>) {
 /// When each subscriber saw each marker.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
-async fn latency(server: &ServerProcess, rate: u64, subscribers: usize, seconds: u64) -> (f64, f64, f64, usize) {
+async fn latency(target: &Target, rate: u64, subscribers: usize, seconds: u64) -> Latency {
     let client = reqwest::Client::new();
+    let base = &target.server.base;
     let job = format!("latency-{rate}");
-    create_job(&client, &server.base, &job).await;
+    create_job(&client, target, &job).await;
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Vec<Arrivals> = (0..subscribers).map(|_| Arc::default()).collect();
-    let url = format!("{}/api/v1/jobs/{job}/outputs/windows/subscribe?snapshot=false", server.base);
-    let readers: Vec<_> = seen.iter().map(|s| tokio::spawn(subscribe(url.clone(), s.clone(), stop.clone()))).collect();
+    let url = format!("{base}/api/v1/jobs/{job}/outputs/windows/subscribe?snapshot=false");
+    let readers: Vec<_> = (seen.iter().enumerate())
+        .map(|(i, s)| tokio::spawn(subscribe(target.subscription(&url, i), s.clone(), stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let post_url = format!("{}/api/v1/jobs/{job}/inputs/events", server.base);
+    let post_url = format!("{base}/api/v1/jobs/{job}/inputs/events");
     let per_post = (rate / 100).max(1);
     let mut sent: Vec<(u64, Instant)> = Vec::new();
     let mut ticks = tokio::time::interval(Duration::from_millis(10));
@@ -143,14 +214,14 @@ async fn latency(server: &ServerProcess, rate: u64, subscribers: usize, seconds:
             body.push_str(&format!("{{\"key\":\"k{}\",\"ts\":{ts},\"value\":{i}}}\n", (n * 7 + i) % 100));
         }
         let at = Instant::now();
-        let response = client
-            .post(&post_url)
+        let response = target
+            .as_admin(client.post(&post_url))
             .header("content-type", "application/x-ndjson")
             .body(body)
             .send()
             .await
             .expect("post");
-        assert!(response.status().is_success());
+        assert!(response.status().is_success(), "post: {}", response.status());
         sent.push((n, at));
         n += 1;
     }
@@ -180,13 +251,15 @@ async fn latency(server: &ServerProcess, rate: u64, subscribers: usize, seconds:
     }
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(f64::NAN);
-    let _ = client.delete(format!("{}/api/v1/jobs/{job}", server.base)).send().await;
-    (pick(0.5), pick(0.99), latencies.last().copied().unwrap_or(f64::NAN), missing)
+    let _ = target.as_admin(client.delete(format!("{base}/api/v1/jobs/{job}"))).send().await;
+    let max = latencies.last().copied().unwrap_or(f64::NAN);
+    Latency { p50: pick(0.5), p99: pick(0.99), max, missed: missing }
 }
 
-async fn throughput(server: &ServerProcess, connections: usize, seconds: u64) -> (f64, f64) {
+async fn throughput(target: &Target, connections: usize, seconds: u64) -> Throughput {
     let client = reqwest::Client::new();
-    create_job(&client, &server.base, "throughput").await;
+    let server = &target.server;
+    create_job(&client, target, "throughput").await;
     let url = format!("{}/api/v1/jobs/throughput/inputs/events", server.base);
     let accepted = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -195,6 +268,7 @@ async fn throughput(server: &ServerProcess, connections: usize, seconds: u64) ->
     let clients: Vec<_> = (0..connections)
         .map(|c| {
             let (client, url, accepted) = (client.clone(), url.clone(), accepted.clone());
+            let authorization = target.tokens.as_ref().map(|t| format!("Bearer {}", t.admin));
             tokio::spawn(async move {
                 let mut batch = 0u64;
                 while Instant::now() < deadline {
@@ -204,13 +278,12 @@ async fn throughput(server: &ServerProcess, connections: usize, seconds: u64) ->
                         let key = (c as u64 * 1000 + batch * 13 + i) % 1000;
                         body.push_str(&format!("{{\"key\":\"k{key}\",\"ts\":{ts},\"value\":{i}}}\n"));
                     }
-                    let response = client
-                        .post(&url)
-                        .header("content-type", "application/x-ndjson")
-                        .body(body)
-                        .send()
-                        .await
-                        .expect("post");
+                    let mut request = client.post(&url).header("content-type", "application/x-ndjson");
+                    if let Some(authorization) = &authorization {
+                        request = request.header("authorization", authorization);
+                    }
+                    let response = request.body(body).send().await.expect("post");
+                    assert!(response.status().is_success(), "post: {}", response.status());
                     let report: Value = response.json().await.expect("report");
                     accepted.fetch_add(report["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
                     batch += 1;
@@ -223,25 +296,29 @@ async fn throughput(server: &ServerProcess, connections: usize, seconds: u64) ->
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu_before;
-    (accepted.load(Ordering::Relaxed) as f64 / elapsed, cpu / elapsed)
+    Throughput { events_per_second: accepted.load(Ordering::Relaxed) as f64 / elapsed, cpu_cores: cpu / elapsed }
 }
 
 #[tokio::main]
 async fn main() {
     let args = args();
-    let server = ServerProcess::start(&args.binary, args.workers);
-    println!("server {} with {} workers", server.base, args.workers);
+    if args.mode == "security" {
+        return security::compare(&args).await;
+    }
+    let rates = args.rates.clone().unwrap_or_else(|| vec![1000, 10_000, 100_000]);
+    let target = Target { server: ServerProcess::start(&args.binary, args.workers, &[]), tokens: None };
+    println!("server {} with {} workers", target.server.base, args.workers);
     if args.mode != "throughput" {
         println!(
             "| rate (events/s) | subscribers | p50 ms | p99 ms | max ms | missed |\n|---:|---:|---:|---:|---:|---:|"
         );
-        for &rate in &args.rates {
-            let (p50, p99, max, missing) = latency(&server, rate, args.subscribers, args.seconds).await;
-            println!("| {rate} | {} | {p50:.1} | {p99:.1} | {max:.1} | {missing} |", args.subscribers);
+        for &rate in &rates {
+            let Latency { p50, p99, max, missed } = latency(&target, rate, args.subscribers, args.seconds).await;
+            println!("| {rate} | {} | {p50:.1} | {p99:.1} | {max:.1} | {missed} |", args.subscribers);
         }
     }
     if args.mode != "latency" {
-        let (events_per_second, cpu_cores) = throughput(&server, args.connections, args.seconds).await;
+        let Throughput { events_per_second, cpu_cores } = throughput(&target, args.connections, args.seconds).await;
         println!(
             "throughput: {:.0} events/s accepted ({} connections, NDJSON batches of 1000); server CPU {:.2} cores",
             events_per_second, args.connections, cpu_cores

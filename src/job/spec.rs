@@ -128,7 +128,9 @@ pub fn parse(body: &[u8]) -> Result<JobSpec, SpecError> {
         let field = e.path().to_string();
         let inner = e.into_inner();
         let code = if inner.is_syntax() || inner.is_eof() { "invalid_json" } else { "invalid_spec" };
-        SpecError::new(if field == "." { "body".into() } else { field }, code, inner.to_string(), true)
+        // The root, or an unknown field named `` at the root, is the body itself.
+        let field = if field == "." || field.is_empty() { "body".to_string() } else { field };
+        SpecError::new(field, code, inner.to_string(), true)
     })?;
     de.end().map_err(|e| SpecError::new("body", "invalid_json", e.to_string(), true))?;
     Ok(spec)
@@ -209,15 +211,14 @@ fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecE
             let file: FileSpec = serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
                 let path = e.path().to_string();
                 SpecError::new(
-                    sub(if path == "." { "path" } else { &path }),
+                    if path == "." || path.is_empty() { sub("path") } else { sub(&path) },
                     "invalid_source",
                     e.inner().to_string(),
                     true,
                 )
             })?;
-            let path = readable_file(&file.path, policy).map_err(|message| {
-                SpecError::new(sub("path"), "invalid_source", message.to_string(), false)
-            })?;
+            let path = readable_file(&file.path, policy)
+                .map_err(|message| SpecError::new(sub("path"), "invalid_source", message.to_string(), false))?;
             Ok(Source::File { path })
         }
         Some("generator") => {
@@ -313,11 +314,17 @@ fn sink_of(field: &str, spec: &Value, policy: &Policy) -> Result<kafka::SinkSpec
     }
 }
 
+/// The field an error of serde_path_to_error at `path` names within `field`: the field
+/// itself for the root (`.`) or a key that is empty (an unknown field named ``).
+fn inside(field: &str, path: &str) -> String {
+    if path == "." || path.is_empty() { field.to_string() } else { format!("{field}.{path}") }
+}
+
 /// Decodes the options of a source or sink; errors name the option.
 fn decode<T: serde::de::DeserializeOwned>(field: &str, options: Map<String, Value>) -> Result<T, SpecError> {
     serde_path_to_error::deserialize(Value::Object(options)).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { field.to_string() } else { format!("{field}.{path}") };
+        let field = inside(field, &path);
         let code = if field.starts_with("outputs.") { "invalid_sink" } else { "invalid_source" };
         SpecError::new(field, code, e.inner().to_string(), true)
     })
@@ -340,6 +347,11 @@ mod tests {
         assert!(e.message.contains("extra"), "{e}");
         let e = parse(b"{\"name\": ").unwrap_err();
         assert_eq!(e.code, "invalid_json");
+        // Found by fuzzing (tests/fuzz/regressions/job_spec): an unknown field named ``.
+        let e = parse(br#"{"": 1}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("body", "invalid_spec"));
+        let e = source_of("inputs.x", &serde_json::json!({"source": "file", "": 1}), &Policy::OPERATOR).unwrap_err();
+        assert_eq!(e.field, "inputs.x.path");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use axum::http::Method;
 use aws_lc_rs::digest::{SHA256, digest};
+use axum::http::Method;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// What a token may do; each scope includes the ones before it.
@@ -48,28 +48,29 @@ impl Scope {
 /// What a request needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Nothing: `/healthz` and the page at `/` (its data comes from the API).
+    /// Nothing: `/healthz` and the page at `/` (its data comes from the API, and it
+    /// asks for a token).
     Open,
     /// A token of at least this scope (when the server has tokens).
     Needs(Scope),
 }
 
-/// The access `method` on `path` needs: everything under `/api/v1` and `/metrics`
-/// needs a token; feeding an input or advancing it needs `write`, any other change
-/// `admin`.
+/// The access `method` on `path` needs: everything but `/healthz` and `/` needs a
+/// token (every `/api/v1` route and `/metrics`, and unknown paths too, so that no
+/// spelling of a path can reach a route unchecked); reading needs `read`, feeding an
+/// input or advancing it `write`, any other change `admin`.
 pub fn access(method: &Method, path: &str) -> Access {
-    if !(path == "/metrics" || path == "/api/v1" || path.starts_with("/api/v1/")) {
+    if path == "/healthz" || path == "/" {
         return Access::Open;
     }
     if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
         return Access::Needs(Scope::Read);
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let feeds = match segments.as_slice() {
-        ["api", "v1", "jobs", _, "inputs", _] => true,
-        ["api", "v1", "jobs", _, "inputs", _, "advance"] => true,
-        _ => false,
-    };
+    let feeds = matches!(
+        segments.as_slice(),
+        ["api", "v1", "jobs", _, "inputs", _] | ["api", "v1", "jobs", _, "inputs", _, "advance"]
+    );
     if method == Method::POST && feeds { Access::Needs(Scope::Write) } else { Access::Needs(Scope::Admin) }
 }
 
@@ -232,7 +233,8 @@ impl TokenFile {
 }
 
 fn read(path: &Path) -> Result<Tokens, TokensError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TokensError::Read { path: path.to_path_buf(), source })?;
     Tokens::parse(&text, path)
 }
 
@@ -297,7 +299,10 @@ mod tests {
             ("POST", "/api/v1/jobs/j/suspend", Access::Needs(Scope::Admin)),
             ("OPTIONS", "/api/v1/jobs", Access::Needs(Scope::Read)),
             ("GET", "/api/v1", Access::Needs(Scope::Read)),
-            ("GET", "/api/v1x", Access::Open),
+            ("GET", "/api/v1x", Access::Needs(Scope::Read)),
+            ("GET", "//api/v1/jobs", Access::Needs(Scope::Read)),
+            ("DELETE", "/%61pi/v1/jobs/j", Access::Needs(Scope::Admin)),
+            ("GET", "/favicon.ico", Access::Needs(Scope::Read)),
         ];
         for (method, path, expected) in cases {
             assert_eq!(access(&method.parse().expect("method"), path), expected, "{method} {path}");

@@ -243,14 +243,16 @@ mod tests {
     #[test]
     fn hosts() {
         let strict = AllowedHosts::default();
-        for host in ["localhost", "localhost:8080", "LOCALHOST.:1", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3", "[::1]"] {
+        for host in ["localhost", "localhost:8080", "LOCALHOST.:1", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3", "[::1]"]
+        {
             assert!(strict.allows(host), "{host}");
         }
-        for host in ["evil.example.com", "evil.example.com:8080", "localhost.evil.com", "127.0.0.1.evil.com", "", ":80"] {
+        for host in ["evil.example.com", "evil.example.com:8080", "localhost.evil.com", "127.0.0.1.evil.com", "", ":80"]
+        {
             assert!(!strict.allows(host), "{host}");
         }
-        let listed = AllowedHosts::parse(&["api.example.com".into(), "*.corp.example, other:8443".into()])
-            .expect("parses");
+        let listed =
+            AllowedHosts::parse(&["api.example.com".into(), "*.corp.example, other:8443".into()]).expect("parses");
         for host in ["api.example.com", "API.example.com:9000", "a.corp.example", "b.a.corp.example:1", "other:8443"] {
             assert!(listed.allows(host), "{host}");
         }

@@ -45,8 +45,9 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = spec::parse(&body?)?;
     let jobs = app.clone();
-    let job =
-        tokio::task::spawn_blocking(move || jobs.jobs.create(spec, Origin::Api)).await.map_err(ApiError::unavailable)??;
+    let job = tokio::task::spawn_blocking(move || jobs.jobs.create(spec, Origin::Api))
+        .await
+        .map_err(ApiError::unavailable)??;
     Ok((StatusCode::CREATED, Json(status(&job))))
 }
 

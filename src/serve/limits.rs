@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::error::ApiError;
 use super::auth::TokenId;
+use super::error::ApiError;
 
 /// Limits and timeouts of the HTTP API.
 #[derive(Clone, Debug)]
@@ -77,19 +77,13 @@ impl RateLimit {
         RateLimit { limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second)), per_second }
     }
 
-    /// Counts one request of `caller`; 429 with `Retry-After` if it has used its rate.
-    pub fn check(&self, caller: Caller) -> Result<(), Response> {
+    /// Counts one request of `caller`; refused if it has used its rate.
+    pub fn check(&self, caller: Caller) -> Result<(), RateLimited> {
         let Err(not_until) = self.limiter.check_key(&caller) else { return Ok(()) };
         let wait = not_until.wait_time_from(self.limiter.clock().now());
         // Retry-After counts whole seconds: round up, so that a client that waits is let in.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let message = format!(
-            "more than {} requests per second; retry after {seconds} s (--rate-limit)",
-            self.per_second
-        );
-        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        Err(response)
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        Err(RateLimited { per_second: self.per_second, retry_after: seconds })
     }
 
     /// Forgets callers whose rate is whole again, so that memory follows the callers
@@ -97,6 +91,24 @@ impl RateLimit {
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+/// A request over its caller's rate: 429 with `Retry-After`.
+#[derive(Debug)]
+pub struct RateLimited {
+    per_second: NonZeroU32,
+    /// Seconds until the caller may ask again.
+    pub retry_after: u64,
+}
+
+impl IntoResponse for RateLimited {
+    fn into_response(self) -> Response {
+        let RateLimited { per_second, retry_after } = self;
+        let message = format!("more than {per_second} requests per second; retry after {retry_after} s (--rate-limit)");
+        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        response
     }
 }
 
@@ -159,7 +171,7 @@ mod tests {
         for _ in 0..3 {
             assert!(limit.check(caller).is_ok());
         }
-        let refused = limit.check(caller).unwrap_err();
+        let refused = limit.check(caller).unwrap_err().into_response();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         // Others have their own rate.

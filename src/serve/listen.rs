@@ -111,8 +111,13 @@ async fn refuse_plain_http(mut tcp: TcpStream) {
 }
 
 /// Serves HTTP/1.1 (with upgrades, for WebSockets) on an established stream.
-async fn http<I>(io: TokioIo<I>, remote: SocketAddr, router: Router, header_timeout: Duration, mut stop: watch::Receiver<bool>)
-where
+async fn http<I>(
+    io: TokioIo<I>,
+    remote: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {

@@ -50,14 +50,19 @@ fn render(app: &AppState) -> String {
     for managed in &jobs {
         for (i, input) in managed.job.inputs().iter().enumerate() {
             let stats = managed.job.input_stats(i);
-            let outcomes =
-                [("accepted", stats.accepted), ("late", stats.late), ("too_late", stats.too_late), ("invalid", stats.rejected)];
+            let outcomes = [
+                ("accepted", stats.accepted),
+                ("late", stats.late),
+                ("too_late", stats.too_late),
+                ("invalid", stats.rejected),
+            ];
             for (outcome, count) in outcomes {
                 family.sample(&[("job", &managed.spec.name), ("input", &input.name), ("outcome", outcome)], count);
             }
         }
     }
-    let mut family = Family::new(&mut out, "tidemark_input_watermark_ms", "gauge", "An input's watermark (event time).");
+    let mut family =
+        Family::new(&mut out, "tidemark_input_watermark_ms", "gauge", "An input's watermark (event time).");
     for managed in &jobs {
         for (i, input) in managed.job.inputs().iter().enumerate() {
             family.sample(&[("job", &managed.spec.name), ("input", &input.name)], managed.job.watermark(i));

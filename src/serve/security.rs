@@ -10,7 +10,7 @@
 //!
 //! Without tokens the server answers everyone who can connect, so it listens only on
 //! loopback unless told `--insecure`. With tokens, every `/api/v1` route and `/metrics`
-//! need one (see [`super::auth`]); `/healthz` and the page at `/` stay open.
+//! need one (see `auth.rs`); `/healthz` and the page at `/` stay open.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -125,7 +125,7 @@ pub(super) async fn gate(State(app): State<AppState>, mut request: Request, next
         (Ok(token), _) => token,
         // An open route ignores an Authorization header it cannot read.
         (Err(_), Access::Open) => None,
-        (Err(refused), Access::Needs(_)) => return refused,
+        (Err(problem), Access::Needs(_)) => return unauthorized_with(problem),
     };
     let guard = &app.guard;
     let found = match (&guard.tokens, &presented) {
@@ -138,7 +138,7 @@ pub(super) async fn gate(State(app): State<AppState>, mut request: Request, next
             None => Caller::Client(request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
         };
         if let Err(refused) = rate.check(caller) {
-            return refused;
+            return refused.into_response();
         }
     }
     if let (Some(_), Access::Needs(scope)) = (&guard.tokens, access) {
@@ -153,8 +153,8 @@ pub(super) async fn gate(State(app): State<AppState>, mut request: Request, next
 
 /// The token a request presents: `Authorization: Bearer TOKEN`, or on a subscription
 /// `?access_token=TOKEN`, which is taken out of the query either way (it is not a
-/// filter). An `Authorization` header of another kind is a 401.
-fn presented_token(request: &mut Request) -> Result<Option<String>, Response> {
+/// filter). An `Authorization` header of another kind is a problem (a 401).
+fn presented_token(request: &mut Request) -> Result<Option<String>, &'static str> {
     let mut token = None;
     if takes_query_token(request.method(), request.uri().path()) {
         token = take_query_token(request.uri_mut());
@@ -164,7 +164,7 @@ fn presented_token(request: &mut Request) -> Result<Option<String>, Response> {
         let bearer = text.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
         match bearer {
             Some((_, presented)) => token = Some(presented.trim().to_string()),
-            None => return Err(unauthorized_with("the Authorization header must be `Bearer TOKEN`")),
+            None => return Err("the Authorization header must be `Bearer TOKEN`"),
         }
     }
     Ok(token)
