@@ -115,8 +115,9 @@ pub enum TokensError {
     },
 }
 
-/// The identity of a token that matched: its position in the file.
-pub type TokenId = usize;
+/// The identity of a token that matched: the start of its digest, which stays the same
+/// when the file is edited around it (the rate limit counts by it).
+pub type TokenId = u64;
 
 impl Tokens {
     /// Parses a tokens file's text; `path` only names it in errors.
@@ -162,7 +163,8 @@ impl Tokens {
             index.conditional_assign(&(i as u64), equal);
             found |= equal;
         }
-        bool::from(found).then(|| (index as usize, self.entries[index as usize].1))
+        let id = u64::from_le_bytes(presented[..8].try_into().expect("8 bytes"));
+        bool::from(found).then(|| (id, self.entries[index as usize].1))
     }
 
     /// How many tokens there are.
@@ -260,9 +262,14 @@ mod tests {
         let text = "# tokens\n\nread  r-0123456789abcdef\nWRITE w-0123456789abcdef\n  admin a-0123456789abcdef  \n";
         let tokens = Tokens::parse(text, path).expect("parses");
         assert_eq!(tokens.len(), 3);
-        assert_eq!(tokens.find("r-0123456789abcdef"), Some((0, Scope::Read)));
-        assert_eq!(tokens.find("w-0123456789abcdef"), Some((1, Scope::Write)));
-        assert_eq!(tokens.find("a-0123456789abcdef"), Some((2, Scope::Admin)));
+        let scope = |token| tokens.find(token).map(|(_, scope)| scope);
+        assert_eq!(scope("r-0123456789abcdef"), Some(Scope::Read));
+        assert_eq!(scope("w-0123456789abcdef"), Some(Scope::Write));
+        assert_eq!(scope("a-0123456789abcdef"), Some(Scope::Admin));
+        // A token keeps its identity when the file changes around it.
+        let edited = Tokens::parse("admin x-0123456789abcdef\nwrite w-0123456789abcdef\n", path).expect("parses");
+        assert_eq!(edited.find("w-0123456789abcdef"), tokens.find("w-0123456789abcdef"));
+        assert_ne!(tokens.find("r-0123456789abcdef").map(|f| f.0), tokens.find("w-0123456789abcdef").map(|f| f.0));
         assert_eq!(tokens.find("a-0123456789abcde"), None);
         assert_eq!(tokens.find(""), None);
 
