@@ -6,6 +6,9 @@
 //!   name in `Host`, so a request whose `Host` is neither `localhost`, an IP address,
 //!   nor a name of `--allowed-hosts` gets 403 `forbidden_host`. (A request without a
 //!   `Host` is not a browser's. `/healthz` answers any `Host`.)
+//! - **Cross-site WebSockets**: a page may open a WebSocket to any server, no CORS
+//!   asked; a handshake whose `Origin` is neither the server itself nor an origin of
+//!   `--cors-origin` gets 403 `forbidden_origin`.
 //! - **Simple requests**: a page may POST `text/plain`, form data or multipart to any
 //!   server without asking first. A request with a body must be `application/json`
 //!   or `application/x-ndjson` (415 `unsupported_media_type`), which a browser sends
@@ -119,7 +122,8 @@ fn normalize(host: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// 403 `forbidden_host` for a request whose `Host` the server does not answer to.
+/// 403 `forbidden_host` for a request whose `Host` the server does not answer to, and
+/// 403 `forbidden_origin` for a WebSocket handshake from another origin's page.
 pub(super) async fn check_host(State(app): State<AppState>, request: Request, next: Next) -> Response {
     if request.uri().path() == "/healthz" {
         return next.run(request).await;
@@ -128,17 +132,44 @@ pub(super) async fn check_host(State(app): State<AppState>, request: Request, ne
         Some(authority) => Some(authority.as_str()),
         None => request.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}")),
     };
-    match authority {
-        Some(host) if !app.guard.hosts.allows(host) => {
-            let shown: String = host.chars().take(100).collect();
-            let message = format!(
-                "this server does not answer to the host `{shown}` (a defence against DNS rebinding); \
-                 start it with --allowed-hosts {shown} to allow it"
-            );
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", message).into_response()
-        }
-        _ => next.run(request).await,
+    if let Some(host) = authority
+        && !app.guard.hosts.allows(host)
+    {
+        let shown: String = host.chars().take(100).collect();
+        let message = format!(
+            "this server does not answer to the host `{shown}` (a defence against DNS rebinding); \
+             start it with --allowed-hosts {shown} to allow it"
+        );
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_host", message).into_response();
     }
+    if let Some(origin) = foreign_websocket_origin(&request, authority, &app.guard.cors) {
+        let shown: String = origin.chars().take(100).collect();
+        let message = format!(
+            "a WebSocket from a page of `{shown}` may not subscribe (start the server with --cors-origin {shown} to allow it)"
+        );
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", message).into_response();
+    }
+    next.run(request).await
+}
+
+/// The `Origin` of a WebSocket handshake from a page of another origin than the server
+/// (`authority`), unless `--cors-origin` allows it. Browsers open WebSockets to any
+/// server without CORS, so a page could otherwise read a local server's streams. A
+/// handshake without `Origin` is not a browser's.
+fn foreign_websocket_origin<'r>(
+    request: &'r Request,
+    authority: Option<&str>,
+    allowed: &[HeaderValue],
+) -> Option<&'r str> {
+    let upgrade = request.headers().get(header::UPGRADE)?;
+    if !upgrade.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
+    let origin = request.headers().get(header::ORIGIN)?;
+    let text = origin.to_str().unwrap_or("\u{fffd}");
+    let same = text.split_once("://").is_some_and(|(_, rest)| authority.is_some_and(|a| a.eq_ignore_ascii_case(rest)));
+    let listed = allowed.iter().any(|o| o == "*" || o == origin);
+    (!same && !listed).then_some(text)
 }
 
 /// Media types a request body may have.

@@ -136,3 +136,37 @@ async fn answers_carry_hardening_headers() {
     assert!(policy.is_some_and(|p| p.contains("frame-ancestors 'none'")), "the page has a CSP");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_from_foreign_pages_are_refused() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let allowed = "https://app.example.com";
+    let security = Security { cors_origins: vec![allowed.into()], ..Security::default() };
+    let mut server = TestServer::start_with(TestOptions { security, ..TestOptions::default() }).await;
+    assert_eq!(server.post("/api/v1/jobs", &super::window_job("j")).await.0, 201);
+    let url = server.url("/api/v1/jobs/j/outputs/windows/subscribe").replacen("http://", "ws://", 1);
+    let own = server.base.clone();
+    let handshake = |origin: Option<&str>| {
+        let mut request = url.as_str().into_client_request().expect("request");
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("header"));
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    // A page elsewhere (here the classic cross-site WebSocket hijacking of a local server).
+    for origin in ["https://evil.example.com", "http://localhost.evil.example.com:80", "null"] {
+        match super::within("handshake", handshake(Some(origin))).await {
+            Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 403, "{origin}"),
+            other => panic!("{origin}: expected a 403, got {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    // The server's own page, an allowed origin, and clients that are not browsers.
+    for origin in [Some(own.as_str()), Some(allowed), None] {
+        let (mut ws, _) =
+            super::within("handshake", handshake(origin)).await.unwrap_or_else(|e| panic!("{origin:?}: {e}"));
+        let _ = ws.close(None).await;
+    }
+    server.stop().await;
+}
