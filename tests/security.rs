@@ -51,6 +51,11 @@ async fn with_tokens(dir: &Path, mut options: TestOptions) -> TestServer {
     TestServer::start_with(options).await
 }
 
+/// `host:port` of the test server.
+fn addr(server: &TestServer) -> String {
+    server.base.trim_start_matches("http://").to_string()
+}
+
 /// A request to the test server, with `token` as bearer if any.
 fn request(server: &TestServer, method: &str, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");

@@ -13,12 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{ADMIN, READ, assert_error, event, request, send, window_job, with_tokens, within};
+use super::{ADMIN, READ, addr, assert_error, event, request, send, window_job, with_tokens, within};
 use crate::service::{TestOptions, TestServer};
-
-fn addr(server: &TestServer) -> String {
-    server.base.trim_start_matches("http://").to_string()
-}
 
 /// Reads what the server sends on `tcp` until it closes the connection (or 20 s).
 async fn read_until_closed(tcp: &mut TcpStream) -> String {

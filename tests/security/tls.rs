@@ -12,7 +12,7 @@ use serde_json::json;
 use tidemark::serve::{Limits, Security, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{run_binary, window_job, within};
+use super::{addr, run_binary, window_job, within};
 use crate::service::{TestOptions, TestServer, spawn_binary_with};
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files into
@@ -40,11 +40,6 @@ fn trusting(pem: &str) -> reqwest::Client {
 
 fn port(base: &str) -> &str {
     base.rsplit(':').next().expect("port")
-}
-
-/// `host:port` of the server.
-fn addr(server: &TestServer) -> String {
-    server.base.trim_start_matches("http://").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
