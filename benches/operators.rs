@@ -138,9 +138,13 @@ impl Pipeline for WindowCount {
             .output(OutputDesc::new("windows", &[]))
     }
 
+    fn inputs(&self, p: &BenchParams) -> Inputs {
+        Inputs::new().with("events", p.options(p.windowing().lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &BenchParams) -> Result<(), BuildError> {
         let windowing = p.windowing();
-        let events = job.input::<Ev>("events", p.options(windowing.lateness()))?;
+        let events = job.input::<Ev>("events")?;
         let counts = events.window_aggregate("count", &windowing, |e: &Ev| e.k.clone(), |e: &Ev| e.ts, |_| (), Count);
         job.output("windows", counts.map(|(k, w, n)| (k, w.start, n)))
     }
@@ -160,10 +164,15 @@ impl Pipeline for WindowJoin {
             .output(OutputDesc::new("joined", &[]))
     }
 
+    fn inputs(&self, p: &BenchParams) -> Inputs {
+        let options = p.options(p.windowing().lateness());
+        Inputs::new().with("left", options.clone()).with("right", options)
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &BenchParams) -> Result<(), BuildError> {
         let windowing = p.windowing();
-        let left = job.input::<Ev>("left", p.options(windowing.lateness()))?;
-        let right = job.input::<Ev>("right", p.options(windowing.lateness()))?;
+        let left = job.input::<Ev>("left")?;
+        let right = job.input::<Ev>("right")?;
         let key = |e: &Ev| e.k.clone();
         let joined = left.window_join(right, "join", &windowing, key, |e: &Ev| e.ts, key, |e: &Ev| e.ts);
         job.output("joined", joined.collection().map(|(k, w, l, r)| (k, w.start, l.ts, r.ts)))
@@ -210,8 +219,12 @@ impl Pipeline for StatefulSum {
             .output(OutputDesc::new("sums", &[]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, p: &BenchParams) -> Result<(), BuildError> {
-        let events = job.input::<Ev>("events", p.options(Lateness::After(0)))?;
+    fn inputs(&self, p: &BenchParams) -> Inputs {
+        Inputs::new().with("events", p.options(Lateness::After(0)))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, _p: &BenchParams) -> Result<(), BuildError> {
+        let events = job.input::<Ev>("events")?;
         let values = events.collection().map(|e| (e.k, e.v));
         let sums = stateful(values, "Total", |key: &Text| Total { key: key.clone(), sum: 0, shown: None });
         job.output("sums", sums)

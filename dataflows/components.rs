@@ -112,8 +112,12 @@ impl Pipeline for Components {
             .output(OutputDesc::new("sizes", &["component"]))
     }
 
+    fn inputs(&self, params: &ComponentsParams) -> Inputs {
+        Inputs::new().with("edges", params.time.input(Lateness::Never))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &ComponentsParams) -> Result<(), BuildError> {
-        let stream = job.input::<Edge>("edges", params.time.input(Lateness::Never))?;
+        let stream = job.input::<Edge>("edges")?;
         // Each record adds or removes its edge; an edge is present while its count is
         // positive.
         let changes = stream.batched("edges").join_function(|e: Edge| {

@@ -232,18 +232,20 @@ impl Pipeline for KMeans {
             .output(OutputDesc::new("quality", &["start"]))
     }
 
+    fn inputs(&self, params: &KMeansParams) -> Inputs {
+        let lateness = params.window.map_or(Lateness::Never, |kind| params.time.windowing(kind).lateness());
+        Inputs::new().with("points", params.time.input(lateness))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &KMeansParams) -> Result<(), BuildError> {
         let (k, max_rounds) = (params.k as usize, params.max_rounds);
+        let stream = job.input::<Point>("points")?;
         let points: Collection<'s, (Group, Point)> = match params.window {
             Some(kind) => {
                 let windowing = params.time.windowing(kind);
-                let stream = job.input::<Point>("points", params.time.input(windowing.lateness()))?;
                 stream.windowed("points", &windowing, |p| p.ts).map(|(w, p)| (Some(w), p))
             }
-            None => {
-                let stream = job.input::<Point>("points", params.time.input(Lateness::Never))?;
-                stream.batched("points").map(|p| (None, p))
-            }
+            None => stream.batched("points").map(|p| (None, p)),
         };
 
         let out = stateful(points, "KMeans", move |group: &Group| Clustering::new(*group, k, max_rounds));

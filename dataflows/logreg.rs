@@ -254,10 +254,15 @@ impl Pipeline for LogReg {
         .output(OutputDesc::new("evaluation", &["start"]))
     }
 
+    fn inputs(&self, params: &LogRegParams) -> Inputs {
+        let windowing = params.time.windowing(params.window.expect("validated"));
+        Inputs::new().with("examples", params.time.input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &LogRegParams) -> Result<(), BuildError> {
         let windowing = params.time.windowing(params.window.expect("validated"));
         let (learning_rate, l2, tolerance) = (params.learning_rate, params.l2, params.tolerance);
-        let stream = job.input::<Example>("examples", params.time.input(windowing.lateness()))?;
+        let stream = job.input::<Example>("examples")?;
         let examples =
             stream.windowed("examples", &windowing, |e| e.ts).map(|(w, e)| (w, (e.features, e.label, e.split)));
 

@@ -115,11 +115,15 @@ impl Pipeline for Orders {
             .output(OutputDesc::new("unpaid", &["order_id"]))
     }
 
+    fn inputs(&self, params: &OrdersParams) -> Inputs {
+        let options = params.time.input(Lateness::After(params.time.allowed_lateness));
+        Inputs::new().with("orders", options.clone()).with("payments", options)
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &OrdersParams) -> Result<(), BuildError> {
         let lateness = params.time.allowed_lateness;
-        let options = params.time.input(Lateness::After(lateness));
-        let orders = job.input::<Order>("orders", options.clone())?;
-        let payments = job.input::<Payment>("payments", options)?;
+        let orders = job.input::<Order>("orders")?;
+        let payments = job.input::<Payment>("payments")?;
         let timeout = params.payment_timeout;
 
         let paid = orders.clone().interval_join(

@@ -105,9 +105,14 @@ impl Pipeline for Trending {
             .output(OutputDesc::new("top", &["category", "start", "rank"]))
     }
 
+    fn inputs(&self, params: &TrendingParams) -> Inputs {
+        let windowing = params.time.windowing(params.window);
+        Inputs::new().with("views", params.time.input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &TrendingParams) -> Result<(), BuildError> {
         let windowing = params.time.windowing(params.window);
-        let mut views = job.input::<View>("views", params.time.input(windowing.lateness()))?;
+        let mut views = job.input::<View>("views")?;
         if let Some(per) = params.unique_per {
             views = views.dedupe(
                 "unique views",

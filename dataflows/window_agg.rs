@@ -87,9 +87,14 @@ impl Pipeline for WindowAgg {
         .output(OutputDesc::new("windows", &["key", "start"]))
     }
 
+    fn inputs(&self, params: &WindowAggParams) -> Inputs {
+        let windowing = params.time.windowing(params.window.expect("validated"));
+        Inputs::new().with("events", params.time.input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &WindowAggParams) -> Result<(), BuildError> {
         let windowing = params.time.windowing(params.window.expect("validated"));
-        let events = job.input::<Event>("events", params.time.input(windowing.lateness()))?;
+        let events = job.input::<Event>("events")?;
         let windows = events
             .window_aggregate("windows", &windowing, |e| e.key.clone(), |e| e.ts, |e| e.value, Stats)
             .map(|(key, w, s)| WindowRow {

@@ -84,10 +84,15 @@ impl Pipeline for WordCount {
             .output(OutputDesc::new("counts", &["word", "start"]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, params: &WordCountParams) -> Result<(), BuildError> {
+    fn inputs(&self, params: &WordCountParams) -> Inputs {
         let windowing = params.window.map(|kind| params.time.windowing(kind));
         let lateness = windowing.as_ref().map_or(Lateness::Never, Windowing::lateness);
-        let lines = job.input::<Line>("lines", params.time.input(lateness))?;
+        Inputs::new().with("lines", params.time.input(lateness))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, params: &WordCountParams) -> Result<(), BuildError> {
+        let windowing = params.window.map(|kind| params.time.windowing(kind));
+        let lines = job.input::<Line>("lines")?;
         let words = lines.flat_map(|line: Line| words(&line.text).into_iter().map(move |w| (w, line.ts)));
         let counts = match windowing {
             Some(windowing) => words

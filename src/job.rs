@@ -3,6 +3,7 @@
 //! - [`spec`]: job specs as users write them, and their validation.
 //! - [`manager`]: the jobs of a server: persisted, restored, driven, deleted.
 //! - [`file_root`]: the directory below which file sources read (`--file-root`).
+//! - [`params`]: a job's parameters, its dataflow's and its own (`idle_timeout_ms`).
 //!
 //! A [`RunningJob`] owns, per declared input, the ingest router (watermark, lateness,
 //! placement) and, per output, the [`Materialized`] content its workers feed. It is
@@ -12,16 +13,18 @@
 
 pub mod file_root;
 pub mod manager;
+pub mod params;
 pub mod spec;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ingest::router::{DeadLetter, DeadLetters, InputRouter, Routed};
+use crate::ingest::router::{DeadLetters, InputRouter, Routed};
 use crate::ingest::{IngestReport, LaneState};
-use crate::pipeline::{Dataflow, DecodedParams, Time, TimeMode};
-use crate::runtime::{Engine, Install, JobId, Keep, Materialized, OutputSink, Runtime, RuntimeError};
+use crate::pipeline::{Dataflow, DeadLetter, OutputSink, Time, TimeMode};
+use crate::runtime::{Engine, Install, JobId, Keep, Materialized, Runtime, RuntimeError};
+use params::JobParams;
 
 /// How a job is run.
 #[derive(Clone, Debug)]
@@ -82,7 +85,7 @@ pub struct RunningJob<E: Engine = Arc<Runtime>> {
     id: JobId,
     name: String,
     dataflow: Dataflow,
-    params: DecodedParams,
+    params: JobParams,
     runtime: E,
     inputs: Vec<InputPort>,
     dead: Mutex<DeadLetters>,
@@ -99,7 +102,7 @@ impl<E: Engine> RunningJob<E> {
         id: JobId,
         name: &str,
         dataflow: &Dataflow,
-        params: DecodedParams,
+        params: JobParams,
         options: &JobOptions,
     ) -> Result<Self, JobError> {
         let workers = runtime.workers();
@@ -116,32 +119,29 @@ impl<E: Engine> RunningJob<E> {
             })
             .collect();
         let sinks = outputs.iter().map(|o| o.rows.clone() as Arc<dyn OutputSink>).collect();
-        let install = Install {
-            name: name.into(),
-            dataflow: dataflow.clone(),
-            params: params.clone(),
-            mode: options.mode,
-            sinks,
-        };
-        let input_options = runtime.install(id, install)?;
         let inputs = description
             .inputs
             .iter()
-            .zip(input_options)
-            .map(|(desc, opts)| InputPort {
-                name: desc.name.clone(),
-                router: Mutex::new(InputRouter::new(
-                    &desc.name,
-                    desc.codec.clone(),
-                    opts,
-                    workers,
-                    params.idle_timeout,
-                )),
-                frontier: AtomicU64::new(0),
-                watermark: AtomicU64::new(0),
-                stats: Mutex::new(InputStats::default()),
+            .map(|desc| {
+                let options = params.dataflow.inputs.options(&desc.name);
+                let router = InputRouter::new(&desc.name, desc.codec.clone(), options, workers, params.idle_timeout);
+                InputPort {
+                    name: desc.name.clone(),
+                    router: Mutex::new(router),
+                    frontier: AtomicU64::new(0),
+                    watermark: AtomicU64::new(0),
+                    stats: Mutex::new(InputStats::default()),
+                }
             })
             .collect();
+        let install = Install {
+            name: name.into(),
+            dataflow: dataflow.clone(),
+            params: params.dataflow.clone(),
+            mode: options.mode,
+            sinks,
+        };
+        runtime.install(id, install)?;
         Ok(RunningJob {
             id,
             name: name.into(),
@@ -167,7 +167,7 @@ impl<E: Engine> RunningJob<E> {
     }
 
     /// Its effective parameters.
-    pub fn params(&self) -> &DecodedParams {
+    pub fn params(&self) -> &JobParams {
         &self.params
     }
 
@@ -336,16 +336,12 @@ impl<E: Engine> RunningJob<E> {
     /// records for the job's idle timeout as if event time had kept passing at the
     /// wall-clock rate since its last record. A server calls this periodically.
     pub fn tick(&self, now: Instant) -> Result<(), JobError> {
-        let Some(idle) = self.params.idle_timeout else { return Ok(()) };
+        if self.params.idle_timeout.is_none() {
+            return Ok(());
+        }
         for (i, port) in self.inputs.iter().enumerate() {
             let mut router = port.router.lock().expect("router lock");
-            router.follow_lanes(now);
-            if let (Some(max_ts), Some(last)) = (router.max_ts, router.last_arrival) {
-                let quiet = now.saturating_duration_since(last);
-                if quiet >= idle {
-                    router.clock.follow_wall_clock(max_ts, quiet);
-                }
-            }
+            router.follow_wall_clock(now);
             self.flush(i, &mut router, 0)?;
         }
         self.dead_letters(Vec::new())

@@ -224,7 +224,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Dataflows => {
-            let listing = serde_json::to_string_pretty(&registry.listing()).expect("listing serializes");
+            let listing =
+                serde_json::to_string_pretty(&tidemark::serve::listings(&registry)).expect("listing serializes");
             let _ = writeln!(std::io::stdout(), "{listing}");
             ExitCode::SUCCESS
         }

@@ -2,8 +2,14 @@
 //!
 //! A pipeline is a [`Pipeline`] implementation: it declares its inputs (typed serde
 //! [`Record`]s), its parameters (a serde struct with defaults and validation), and its
-//! named outputs (serde [`Row`]s with declared key fields), and builds a differential
-//! dataflow from them in [`Pipeline::build`].
+//! named outputs (serde [`Row`]s with declared key fields), says how the ingest router
+//! treats each input ([`Pipeline::inputs`]), and builds a differential dataflow from
+//! them in [`Pipeline::build`].
+//!
+//! This module is the ground floor: it imports nothing else of the crate. What it needs
+//! from the layers above it declares itself, and they implement or drive it: the
+//! runtime drives a job's worker inputs (`WorkerInput`) and hands it [`OutputSink`]s; the ingest
+//! router fills inputs through the input's codec and writes [`DeadLetter`]s.
 //!
 //! Inputs arrive as [`Stream`]s: event-time streams whose records carry the watermark
 //! at which they arrived, so that windowed operators can judge lateness exactly
@@ -31,29 +37,38 @@
 //! ```
 
 pub mod aggregate;
+mod build;
 pub(crate) mod clock;
-mod dataflow;
+pub(crate) mod codec;
+mod dead_letter;
 mod dedupe;
+mod description;
+mod input;
 mod iterate;
 mod join;
 pub(crate) mod keyed;
 mod num;
+mod output;
 mod params;
 mod record;
+mod registry;
 mod stateful;
 mod stream;
 mod topk;
 pub mod window;
 
 pub use aggregate::{Aggregate, Avg, Count, Max, Min, Stats, StatsOut, Sum};
-pub use dataflow::{
-    BuildError, DEAD_LETTER, Dataflow, DecodedParams, Description, InputDesc, InputOptions, Job, OutputDesc, Pipeline,
-    Registry, TimeMode,
-};
+pub use build::{BuildError, Job, TimeMode};
+pub use dead_letter::{DeadLetter, Reason};
+pub use description::{DEAD_LETTER, Description, InputDesc, OutputDesc};
+pub(crate) use input::WorkerInput;
+pub use input::{InputOptions, Inputs};
 pub use iterate::{Loop, LoopCollection, Round, iterate};
 pub use num::{ExactSum, Num};
+pub use output::{Change, OutputSink};
 pub use params::{ParamError, Params, check_duration};
 pub use record::{JsonText, Record, Row};
+pub use registry::{Dataflow, DecodedParams, Pipeline, Registry};
 pub use stateful::{GroupLogic, stateful};
 pub use stream::Stream;
 pub use topk::top_k;
@@ -87,9 +102,9 @@ impl<T: differential_dataflow::ExchangeData + std::hash::Hash> Data for T {}
 pub mod prelude {
     pub use super::{
         Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, EventTime, ExactSum, InputDesc,
-        InputOptions, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params, Pipeline,
-        Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing, check_duration,
-        top_k,
+        InputOptions, Inputs, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params,
+        Pipeline, Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing,
+        check_duration, top_k,
     };
     pub use super::{GroupLogic, Loop, LoopCollection, iterate, stateful};
     pub use serde::{Deserialize, Serialize};

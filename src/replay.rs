@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::ingest::format::{Chunk, NdjsonChunks};
+use crate::job::params::JobParams;
 use crate::job::{JobOptions, RunningJob};
-use crate::pipeline::{Dataflow, DecodedParams, Diff, Registry, Time, TimeMode};
+use crate::pipeline::{Dataflow, Diff, Registry, Time, TimeMode};
 use crate::runtime::{Engine, Inline, Keep, RowText, Runtime};
 
 /// Records per batch sent to the workers: small enough to stay in cache.
@@ -78,7 +79,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
         // A replay keeps every window it produced.
         params.insert("retention".into(), Value::Null);
     }
-    let params = dataflow.decode_params(&params).map_err(|e| usage(e.to_string()))?;
+    let params = JobParams::decode(dataflow, &params).map_err(|e| usage(e.to_string()))?;
 
     let description = dataflow.description();
     let mut files: Vec<(usize, NdjsonChunks<BufReader<File>>)> = Vec::new();
@@ -124,7 +125,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
 /// A validated replay.
 struct Plan<'a> {
     dataflow: &'a Dataflow,
-    params: DecodedParams,
+    params: JobParams,
     files: Vec<(usize, NdjsonChunks<BufReader<File>>)>,
     selected: Vec<usize>,
     names: Vec<String>,

@@ -12,7 +12,6 @@
 //! dataflows and exit.
 
 mod output;
-mod sink;
 mod worker;
 
 use std::any::Any;
@@ -27,13 +26,11 @@ use std::time::{Duration, Instant};
 use timely::worker::Worker;
 
 pub use output::{
-    Batch, Change, Keep, KeyAtom, Materialized, OrdF64, OutputSink, Query, RowKey, RowText, Rows, SUBSCRIBER_QUEUE,
-    Start, Step, Subscription, Unanswerable, matches, row_key,
+    Batch, Keep, KeyAtom, KeyedChange, Materialized, OrdF64, Query, RowKey, RowText, Rows, SUBSCRIBER_QUEUE, Start,
+    Step, Subscription, Unanswerable, matches, row_key,
 };
-pub(crate) use sink::sink;
-pub(crate) use worker::{TypedInput, WorkerInput};
 
-use crate::pipeline::{Dataflow, DecodedParams, InputOptions, Time, TimeMode};
+use crate::pipeline::{BuildError, Dataflow, DecodedParams, OutputSink, Time, TimeMode, WorkerInput};
 
 /// Identifies a job within a runtime.
 pub type JobId = u64;
@@ -74,8 +71,8 @@ pub trait Engine {
     fn workers(&self) -> usize;
     /// Whether a worker has failed.
     fn failed(&self) -> bool;
-    /// Builds a job on every worker; returns the options of its declared inputs.
-    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError>;
+    /// Builds a job on every worker.
+    fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError>;
     /// Sends a batch of records to one worker's copy of an input.
     fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError>;
     /// Advances an input on every worker.
@@ -98,7 +95,7 @@ pub enum RuntimeError {
     WorkerGone,
     /// A pipeline failed to build.
     #[error("dataflow failed to build: {0}")]
-    Build(String),
+    Build(#[from] BuildError),
 }
 
 struct WorkerHandle {
@@ -192,19 +189,16 @@ impl Engine for Runtime {
         self.failed.load(Ordering::SeqCst)
     }
 
-    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
+    fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError> {
         let install = Arc::new(install);
         let (ack, acks) = mpsc::sync_channel(self.workers.len());
         for w in 0..self.workers.len() {
             self.send(w, Command::Install { job, install: install.clone(), ack: ack.clone() })?;
         }
-        let mut options = None;
         for _ in 0..self.workers.len() {
-            let reply = acks.recv_timeout(Duration::from_secs(60)).map_err(|_| RuntimeError::WorkerGone)?;
-            let reply = reply.map_err(RuntimeError::Build)?;
-            options.get_or_insert(reply);
+            acks.recv_timeout(Duration::from_secs(60)).map_err(|_| RuntimeError::WorkerGone)??;
         }
-        Ok(options.unwrap_or_default())
+        Ok(())
     }
 
     fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
@@ -250,7 +244,7 @@ macro_rules! engine_through {
             fn failed(&self) -> bool {
                 (**self).failed()
             }
-            fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
+            fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError> {
                 (**self).install(job, install)
             }
             fn push(&self, job: JobId, input: usize, worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {
@@ -314,11 +308,10 @@ impl Engine for Inline {
         false
     }
 
-    fn install(&self, job: JobId, install: Install) -> Result<Vec<InputOptions>, RuntimeError> {
-        let (inputs, options) =
-            worker::install_job(&mut self.worker.borrow_mut(), &install).map_err(RuntimeError::Build)?;
+    fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError> {
+        let inputs = worker::install_job(&mut self.worker.borrow_mut(), &install)?;
         self.jobs.borrow_mut().insert(job, inputs);
-        Ok(options)
+        Ok(())
     }
 
     fn push(&self, job: JobId, input: usize, _worker: usize, batch: Box<dyn Any + Send>) -> Result<(), RuntimeError> {

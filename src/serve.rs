@@ -35,6 +35,7 @@ mod ui;
 
 pub use auth::{Scope, Tokens, TokensError};
 pub use browser::AllowedHosts;
+pub use jobs::listings;
 pub use limits::Limits;
 pub use security::{Guard, Security, SecurityError};
 pub use tls::{TlsError, TlsFiles};

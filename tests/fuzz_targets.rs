@@ -16,6 +16,7 @@
 use serde_json::{Value, json};
 use tidemark::ingest::IngestReport;
 use tidemark::ingest::format::{json_array_records, ndjson_records};
+use tidemark::job::params::JobParams;
 use tidemark::job::spec::{self, Origin, Policy};
 use tidemark::job::{JobOptions, RunningJob};
 use tidemark::pipeline::{Registry, TimeMode};
@@ -100,7 +101,7 @@ fn start_jobs(registry: &Registry) -> Vec<RunningJob<Inline>> {
         .enumerate()
         .map(|(id, (name, params))| {
             let dataflow = registry.get(name).expect("a compiled-in dataflow");
-            let params = dataflow.decode_params(params.as_object().expect("an object")).expect("valid params");
+            let params = JobParams::decode(dataflow, params.as_object().expect("an object")).expect("valid params");
             RunningJob::start(Inline::new(), id as u64, name, dataflow, params, &options).expect("the job starts")
         })
         .collect()

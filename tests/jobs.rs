@@ -4,14 +4,15 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tidemark::job::params::JobParams;
 use tidemark::job::{JobOptions, RunningJob};
-use tidemark::pipeline::{DecodedParams, TimeMode};
+use tidemark::pipeline::TimeMode;
 use tidemark::runtime::{Inline, Keep};
 
-fn params(dataflow: &str, given: Value) -> Result<DecodedParams, String> {
+fn params(dataflow: &str, given: Value) -> Result<JobParams, String> {
     let registry = crate::dataflows::registry();
     let dataflow = registry.get(dataflow).expect("dataflow exists");
-    dataflow.decode_params(given.as_object().expect("object")).map_err(|e| e.to_string())
+    JobParams::decode(dataflow, given.as_object().expect("object")).map_err(|e| e.to_string())
 }
 
 fn start(given: Value) -> RunningJob<Inline> {
@@ -58,7 +59,7 @@ fn idle_advance_can_be_disabled() {
 fn idle_timeout_is_a_parameter_of_every_dataflow() {
     let registry = crate::dataflows::registry();
     for dataflow in registry.iter() {
-        assert_eq!(dataflow.default_params()["idle_timeout_ms"], json!(10000), "{}", dataflow.name());
+        assert_eq!(JobParams::defaults(dataflow)["idle_timeout_ms"], json!(10000), "{}", dataflow.name());
     }
     let ok = params("word_count", json!({"idle_timeout_ms": 250})).expect("valid");
     assert_eq!(ok.idle_timeout, Some(Duration::from_millis(250)));

@@ -193,10 +193,15 @@ impl Pipeline for WindowJoinPipeline {
             .output(OutputDesc::new("joined", &["k", "start"]))
     }
 
+    fn inputs(&self, p: &OpParams) -> Inputs {
+        let lateness = p.windowing().lateness();
+        Inputs::new().with("left", p.left_options(lateness.clone())).with("right", p.right_options(lateness))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
         let windowing = p.windowing();
-        let left = job.input::<Ev>("left", p.left_options(windowing.lateness()))?;
-        let right = job.input::<Ev>("right", p.right_options(windowing.lateness()))?;
+        let left = job.input::<Ev>("left")?;
+        let right = job.input::<Ev>("right")?;
         let joined = left.window_join(
             right,
             "window join",
@@ -225,10 +230,14 @@ impl Pipeline for IntervalJoinPipeline {
             .output(OutputDesc::new("joined", &["k"]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+    fn inputs(&self, p: &OpParams) -> Inputs {
         let lateness = Lateness::After(p.allowed_lateness);
-        let left = job.input::<Ev>("left", p.left_options(lateness.clone()))?;
-        let right = job.input::<Ev>("right", p.right_options(lateness))?;
+        Inputs::new().with("left", p.left_options(lateness.clone())).with("right", p.right_options(lateness))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+        let left = job.input::<Ev>("left")?;
+        let right = job.input::<Ev>("right")?;
         let joined = left.interval_join(
             right,
             "interval join",
@@ -256,10 +265,14 @@ impl Pipeline for AsOfJoinPipeline {
             .output(OutputDesc::new("enriched", &[]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+    fn inputs(&self, p: &OpParams) -> Inputs {
         let lateness = Lateness::After(p.allowed_lateness);
-        let stream = job.input::<Ev>("stream", p.left_options(lateness.clone()))?;
-        let table = job.input::<Ev>("table", p.right_options(lateness))?;
+        Inputs::new().with("stream", p.left_options(lateness.clone())).with("table", p.right_options(lateness))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+        let stream = job.input::<Ev>("stream")?;
+        let table = job.input::<Ev>("table")?;
         let enriched = stream.as_of_join(
             table,
             "as of join",
@@ -285,9 +298,13 @@ impl Pipeline for DedupePipeline {
             .output(OutputDesc::new("kept", &["k"]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+    fn inputs(&self, p: &OpParams) -> Inputs {
         let lateness = Lateness::Windows { kind: WindowKind::Tumbling { size: p.size }, allowed: p.allowed_lateness };
-        let events = job.input::<Ev>("events", p.left_options(lateness))?;
+        Inputs::new().with("events", p.left_options(lateness))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
+        let events = job.input::<Ev>("events")?;
         let kept = events.dedupe("dedupe", p.size, p.allowed_lateness, |e: &Ev| e.k.clone(), |e: &Ev| e.ts);
         job.output("kept", kept.collection())
     }
@@ -308,8 +325,12 @@ impl Pipeline for TopKPipeline {
             .output(OutputDesc::new("top_all", &["k", "rank"]))
     }
 
+    fn inputs(&self, p: &OpParams) -> Inputs {
+        Inputs::new().with("events", p.left_options(p.windowing().lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
-        let events = job.input::<Ev>("events", p.left_options(p.windowing().lateness()))?;
+        let events = job.input::<Ev>("events")?;
         let counts = item_counts(events.clone(), p);
         let ranked = top_k(counts.map(|((k, item), w, count)| ((k, w), (count, item))), p.k);
         let top =
@@ -384,8 +405,12 @@ impl Pipeline for StatefulPipeline {
             .output(OutputDesc::new("summary", &["k"]))
     }
 
+    fn inputs(&self, p: &OpParams) -> Inputs {
+        Inputs::new().with("events", p.left_options(p.windowing().lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
-        let events = job.input::<Ev>("events", p.left_options(p.windowing().lateness()))?;
+        let events = job.input::<Ev>("events")?;
         let per_group = item_counts(events, p).map(|((k, item), w, count)| (k, (w.start, item, count)));
         let summary =
             stateful(per_group, "Summary", |k: &String| Summary { k: k.clone(), counts: BTreeMap::new(), shown: None });
@@ -505,8 +530,12 @@ impl Pipeline for RetiringPipeline {
             .output(OutputDesc::new("auctions", &["k"]))
     }
 
+    fn inputs(&self, p: &OpParams) -> Inputs {
+        Inputs::new().with("events", p.left_options(Lateness::After(p.allowed_lateness)))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
-        let events = job.input::<Ev>("events", p.left_options(Lateness::After(p.allowed_lateness)))?;
+        let events = job.input::<Ev>("events")?;
         let (live, p) = (self.live.clone(), p.clone());
         let auctions =
             events.map(|e| (e.k, (e.ts, e.v))).stateful("Auction", move |k: &String| Auction::new(k, &p, live.clone()));

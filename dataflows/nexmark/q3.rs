@@ -27,8 +27,12 @@ impl Pipeline for Q3 {
             .output(OutputDesc::new("sellers", &["id"]))
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
-        let events = job.input::<Event>("events", params.time().input(Lateness::Never))?;
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        Inputs::new().with("events", params.time().input(Lateness::Never))
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, _params: &NexmarkParams) -> Result<(), BuildError> {
+        let events = job.input::<Event>("events")?;
         let auctions = events
             .clone()
             .flat_map(|e| e.auction().filter(|a| a.category == 10).map(|a| (a.seller, a.id)))

@@ -25,9 +25,14 @@ impl Pipeline for Q5 {
             .output(OutputDesc::new("hot", &["start", "auction"]))
     }
 
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        let windowing = params.time().windowing(WindowKind::Sliding { size: WINDOW, slide: 2_000 });
+        Inputs::new().with("events", params.time().input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
         let windowing = params.time().windowing(WindowKind::Sliding { size: WINDOW, slide: 2_000 });
-        let events = job.input::<Event>("events", params.time().input(windowing.lateness()))?;
+        let events = job.input::<Event>("events")?;
         let counts = events.flat_map(Event::bid).window_aggregate(
             "bids per auction",
             &windowing,

@@ -105,9 +105,14 @@ impl Pipeline for Q7 {
             .output(OutputDesc::new("highest", &["start", "auction", "bidder", "date_time"]))
     }
 
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        let windowing = params.time().windowing(WindowKind::Tumbling { size: WINDOW });
+        Inputs::new().with("events", params.time().input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
         let windowing = params.time().windowing(WindowKind::Tumbling { size: WINDOW });
-        let events = job.input::<Event>("events", params.time().input(windowing.lateness()))?;
+        let events = job.input::<Event>("events")?;
         let priced = |b: &Bid| (b.price, b.auction, b.bidder, b.date_time, b.extra.clone());
         let highest = events.flat_map(Event::bid).window_aggregate(
             "highest bids",

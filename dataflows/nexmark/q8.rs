@@ -25,9 +25,14 @@ impl Pipeline for Q8 {
             .output(OutputDesc::new("new_users", &["id", "start"]))
     }
 
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        let windowing = params.time().windowing(WindowKind::Tumbling { size: WINDOW });
+        Inputs::new().with("events", params.time().input(windowing.lateness()))
+    }
+
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
         let windowing = params.time().windowing(WindowKind::Tumbling { size: WINDOW });
-        let events = job.input::<Event>("events", params.time().input(windowing.lateness()))?;
+        let events = job.input::<Event>("events")?;
         let people = events.clone().flat_map(Event::person);
         let auctions = events.flat_map(Event::auction);
         let pairs = people.window_join(

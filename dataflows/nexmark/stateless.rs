@@ -34,9 +34,14 @@ pub struct PriceRow {
     price: u64,
 }
 
-/// The bids of `events` (read in event order: no lateness applies).
-fn bids<'s>(job: &mut Job<'s>, params: &NexmarkParams) -> Result<Stream<'s, Bid>, BuildError> {
-    Ok(job.input::<Event>("events", params.time().input(Lateness::Never))?.flat_map(Event::bid))
+/// The bids of `events`.
+fn bids<'s>(job: &mut Job<'s>) -> Result<Stream<'s, Bid>, BuildError> {
+    Ok(job.input::<Event>("events")?.flat_map(Event::bid))
+}
+
+/// `events` is read in event order: no lateness applies.
+fn in_order(params: &NexmarkParams) -> Inputs {
+    Inputs::new().with("events", params.time().input(Lateness::Never))
 }
 
 fn describe(name: &str, what: &str, keys: &[&str]) -> Description {
@@ -53,8 +58,12 @@ impl Pipeline for Q0 {
         describe("nexmark_q0", "Nexmark q0: every bid (pass-through)", &["auction", "bidder", "date_time"])
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
-        let rows = bids(job, params)?.map(|b| BidRow::of(b, |p| p));
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        in_order(params)
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, _params: &NexmarkParams) -> Result<(), BuildError> {
+        let rows = bids(job)?.map(|b| BidRow::of(b, |p| p));
         job.output("bids", rows.collection())
     }
 }
@@ -69,9 +78,13 @@ impl Pipeline for Q1 {
         describe("nexmark_q1", "Nexmark q1: every bid, price converted to euros", &["auction", "bidder", "date_time"])
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        in_order(params)
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, _params: &NexmarkParams) -> Result<(), BuildError> {
         let euros = |cents: u64| Num::new(0.908 * cents as f64).unwrap_or_default();
-        let rows = bids(job, params)?.map(move |b| BidRow::of(b, euros));
+        let rows = bids(job)?.map(move |b| BidRow::of(b, euros));
         job.output("bids", rows.collection())
     }
 }
@@ -86,9 +99,13 @@ impl Pipeline for Q2 {
         describe("nexmark_q2", "Nexmark q2: bids on every 123rd auction", &["auction"])
     }
 
-    fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
-        let rows = bids(job, params)?
-            .flat_map(|b| (b.auction % 123 == 0).then_some(PriceRow { auction: b.auction, price: b.price }));
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        in_order(params)
+    }
+
+    fn build<'s>(&self, job: &mut Job<'s>, _params: &NexmarkParams) -> Result<(), BuildError> {
+        let rows =
+            bids(job)?.flat_map(|b| (b.auction % 123 == 0).then_some(PriceRow { auction: b.auction, price: b.price }));
         job.output("bids", rows.collection())
     }
 }

@@ -107,6 +107,11 @@ impl<B: Data> GroupLogic for Winning<B> {
     }
 }
 
+/// A bid is too late once its auction may have been retired: after the allowed lateness.
+fn winning_inputs(params: &NexmarkParams) -> Inputs {
+    Inputs::new().with("events", params.time().input(Lateness::After(params.allowed_lateness)))
+}
+
 /// The winning bid of each auction that has one, as `(auction, (price, date_time,
 /// payload))`.
 fn winners<'s, B: Data>(
@@ -115,7 +120,7 @@ fn winners<'s, B: Data>(
     payload: impl Fn(Bid) -> B + 'static,
 ) -> Result<Collection<'s, Winner<B>>, BuildError> {
     let lateness = params.allowed_lateness;
-    let events = job.input::<Event>("events", params.time().input(Lateness::After(lateness)))?;
+    let events = job.input::<Event>("events")?;
     let sides = events.flat_map(move |e| match e {
         Event::Auction(a) => Some((a.id, Side::Auction(a))),
         Event::Bid(b) => Some((b.auction, Side::Bid(b.price, b.date_time, payload(b)))),
@@ -154,6 +159,10 @@ impl Pipeline for Q9 {
         Description::new("nexmark_q9", "Nexmark q9: the winning bid of each auction")
             .input(InputDesc::of::<Event>("events"))
             .output(OutputDesc::new("winners", &["id"]))
+    }
+
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        winning_inputs(params)
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {
@@ -197,6 +206,10 @@ impl Pipeline for Q4 {
         Description::new("nexmark_q4", "Nexmark q4: the average winning price per category")
             .input(InputDesc::of::<Event>("events"))
             .output(OutputDesc::new("categories", &["category"]))
+    }
+
+    fn inputs(&self, params: &NexmarkParams) -> Inputs {
+        winning_inputs(params)
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &NexmarkParams) -> Result<(), BuildError> {

@@ -30,33 +30,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::codec::{Codec, Updates};
-use crate::pipeline::{InputOptions, JsonText, MAX_TS, Time};
-
-/// A record a job could not use, as shown in its `dead_letter` output.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// The input it was sent to.
-    pub input: String,
-    /// The record as sent (a JSON string if it was not JSON at all).
-    pub record: JsonText,
-    /// Why it was not used.
-    pub reason: Reason,
-    /// Its event time, when it had a valid one.
-    pub ts: Option<Time>,
-}
-
-/// Why a record was dead-lettered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// It arrived after every window it belongs to was final.
-    TooLate,
-    /// It could not be parsed or failed validation.
-    Invalid,
-}
+use crate::pipeline::codec::{Codec, Updates};
+use crate::pipeline::{DeadLetter, InputOptions, JsonText, MAX_TS, Reason, Time};
 
 /// The watermark and frontier of one input.
 #[derive(Clone, Debug)]
@@ -256,6 +233,21 @@ impl InputRouter {
             self.lanes.iter().filter(|l| idle.is_none_or(|idle| now.saturating_duration_since(l.active_at) < idle));
         if let Some(least) = active.map(|l| l.watermark).min() {
             self.clock.advance_to(least);
+        }
+    }
+
+    /// The processing-time fallback at `now`: lanes idle for the idle timeout stop
+    /// holding the watermark back, and an input with no records for that long moves its
+    /// watermark as if event time had kept passing at the wall clock's rate since its
+    /// last record.
+    pub(crate) fn follow_wall_clock(&mut self, now: Instant) {
+        let Some(idle) = self.idle_timeout else { return };
+        self.follow_lanes(now);
+        if let (Some(max_ts), Some(last)) = (self.max_ts, self.last_arrival) {
+            let quiet = now.saturating_duration_since(last);
+            if quiet >= idle {
+                self.clock.follow_wall_clock(max_ts, quiet);
+            }
         }
     }
 

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::file_root::FileRoot;
+use super::params::JobParams;
 use crate::ingest::generator::GeneratorSpec;
 use crate::kafka;
-use crate::pipeline::{Dataflow, DecodedParams, Registry};
+use crate::pipeline::{Dataflow, Registry};
 
 /// A job as submitted: a name, a dataflow, its parameters, and a source per input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ pub struct ValidSpec {
     /// Its dataflow.
     pub dataflow: Dataflow,
     /// Its decoded parameters.
-    pub params: DecodedParams,
+    pub params: JobParams,
     /// A source per declared input, in declaration order.
     pub sources: Vec<Source>,
     /// Kafka sinks, by output index.
@@ -144,7 +145,7 @@ pub fn validate(spec: JobSpec, registry: &Registry, policy: &Policy) -> Result<V
         let message = format!("unknown dataflow `{}` (known: {})", spec.dataflow, known.join(", "));
         SpecError::new("dataflow", "unknown_dataflow", message, false)
     })?;
-    let params = dataflow.decode_params(&spec.params).map_err(|e| {
+    let params = JobParams::decode(&dataflow, &spec.params).map_err(|e| {
         let field = format!("params.{}", e.param);
         SpecError::new(field, "invalid_param", e.to_string(), e.malformed)
     })?;

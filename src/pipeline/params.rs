@@ -85,17 +85,14 @@ pub(crate) fn defaults<P: Params>() -> Map<String, Value> {
     }
 }
 
-/// Decodes `given` over the defaults of `P`.
-pub(crate) fn decode<P: Params>(given: &Map<String, Value>) -> Result<P, ParamError> {
+/// Decodes `given` over the defaults of `P`; an unknown name is refused with the known
+/// ones, `also_known` (taken by the caller) among them.
+pub(crate) fn decode<P: Params>(given: &Map<String, Value>, also_known: &[&str]) -> Result<P, ParamError> {
     let mut merged = defaults::<P>();
     for (name, value) in given {
         if !merged.contains_key(name) {
-            let known: Vec<_> = merged
-                .keys()
-                .map(String::as_str)
-                .chain([super::dataflow::IDLE_TIMEOUT])
-                .map(|k| format!("`{k}`"))
-                .collect();
+            let known: Vec<_> =
+                merged.keys().map(String::as_str).chain(also_known.iter().copied()).map(|k| format!("`{k}`")).collect();
             return Err(ParamError {
                 param: name.clone(),
                 message: format!("is not a parameter of this dataflow (known: {})", known.join(", ")),
@@ -144,7 +141,7 @@ mod tests {
     }
 
     fn decode_json(v: Value) -> Result<P, ParamError> {
-        decode::<P>(v.as_object().unwrap())
+        decode::<P>(v.as_object().unwrap(), &["job_level"])
     }
 
     #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -161,9 +158,9 @@ mod tests {
 
     #[test]
     fn errors_name_flattened_parameters() {
-        let e = decode::<Flat>(json!({"k": 1, "lateness": "soon"}).as_object().unwrap()).unwrap_err();
+        let e = decode::<Flat>(json!({"k": 1, "lateness": "soon"}).as_object().unwrap(), &[]).unwrap_err();
         assert_eq!(e.param, "lateness", "{e}");
-        let ok = decode::<Flat>(json!({"lateness": 5}).as_object().unwrap()).unwrap();
+        let ok = decode::<Flat>(json!({"lateness": 5}).as_object().unwrap(), &[]).unwrap();
         assert_eq!(ok, Flat { k: 0, inner: Inner { lateness: 5 } });
     }
 
@@ -172,7 +169,7 @@ mod tests {
         assert_eq!(decode_json(json!({"name": "a"})).unwrap(), P { size: 0, name: Some("a".into()) });
         let e = decode_json(json!({"name": "a", "sise": 3})).unwrap_err();
         assert_eq!((e.param.as_str(), e.malformed), ("sise", true));
-        assert!(e.to_string().contains("`size`"), "{e}");
+        assert!(e.to_string().contains("`size`") && e.to_string().contains("`job_level`"), "{e}");
         let e = decode_json(json!({"name": "a", "size": "big"})).unwrap_err();
         assert_eq!(e.param, "size");
         assert!(e.to_string().contains("invalid type"), "{e}");

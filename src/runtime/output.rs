@@ -17,7 +17,7 @@ use tokio::sync::watch;
 pub use key::{KeyAtom, OrdF64, RowKey, row_key};
 pub use served::{Batch, Query, SUBSCRIBER_QUEUE, Start, Step, Subscription, Unanswerable, matches};
 
-use crate::pipeline::{Diff, Time};
+use crate::pipeline::{Change, Diff, OutputSink, Time};
 use served::Served;
 
 /// A row as JSON text (an object).
@@ -26,33 +26,18 @@ pub type RowText = Arc<str>;
 /// Rows with their multiplicities.
 pub type Rows = Vec<(RowText, Diff)>;
 
-/// One change of an output, as a worker's sink hands it over.
+/// One change of an output with the values of its key fields, as a served output
+/// keeps it.
 #[derive(Clone, Debug)]
-pub struct Change {
+pub struct KeyedChange {
     /// The row.
     pub row: RowText,
-    /// The values of its key fields, when the output wants them (see
-    /// [`OutputSink::key_fields`]).
+    /// The values of its key fields (a served output with key fields only).
     pub key: Option<RowKey>,
     /// When it changed.
     pub time: Time,
     /// By how much its multiplicity changed.
     pub diff: Diff,
-}
-
-/// Receives an output's changes from the workers.
-///
-/// # Constraints
-/// - Per worker, `changes` only carries times below the frontier reported next, and
-///   frontiers only move forward (`None`: the worker's output closed).
-/// - Calls come from worker threads and must not block for long.
-pub trait OutputSink: Send + Sync + 'static {
-    /// The fields whose values each change should carry as its key (none: no key).
-    fn key_fields(&self) -> &[String];
-    /// Consolidated changes of one worker, at times its frontier has passed.
-    fn changes(&self, worker: usize, changes: Vec<Change>);
-    /// One worker's frontier moved.
-    fn frontier(&self, worker: usize, frontier: Option<Time>);
 }
 
 /// What an output keeps of its changes.
@@ -89,7 +74,7 @@ pub struct Materialized {
 struct State {
     workers: Vec<Option<Time>>,
     frontier: Option<Time>,
-    pending: Vec<Change>,
+    pending: Vec<KeyedChange>,
     store: Store,
 }
 
@@ -263,12 +248,14 @@ fn consolidate(rows: &mut Vec<(RowText, Diff)>) {
 }
 
 impl OutputSink for Materialized {
-    fn key_fields(&self) -> &[String] {
-        &self.key_fields
-    }
-
     fn changes(&self, _worker: usize, changes: Vec<Change>) {
-        self.state.lock().expect("output lock").pending.extend(changes);
+        // Keys are read here, on the worker's thread, not under the output's lock.
+        let keyed = changes.into_iter().map(|Change { row, time, diff }| {
+            let key = (!self.key_fields.is_empty()).then(|| row_key(&row, &self.key_fields));
+            KeyedChange { row, key, time, diff }
+        });
+        let keyed: Vec<KeyedChange> = keyed.collect();
+        self.state.lock().expect("output lock").pending.extend(keyed);
     }
 
     fn frontier(&self, worker: usize, frontier: Option<Time>) {
@@ -301,7 +288,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_store_shows_the_same_rows() {
-        let change = |r: &str, time, diff| Change { row: row(r), key: None, time, diff };
+        let change = |r: &str, time, diff| Change { row: row(r), time, diff };
         for keep in [Keep::Served { history: 100 }, Keep::Changes, Keep::Final] {
             let out = Materialized::new(2, keep, Vec::new(), Arc::default());
             let sink: &dyn OutputSink = &*out;

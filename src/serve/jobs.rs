@@ -16,8 +16,10 @@ use super::AppState;
 use super::error::ApiError;
 use crate::ingest::LaneState;
 use crate::job::manager::ManagedJob;
+use crate::job::params::JobParams;
 use crate::job::spec::{self, Origin, Source};
 use crate::kafka;
+use crate::pipeline::{DEAD_LETTER, Dataflow, Registry};
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -27,7 +29,41 @@ pub(super) fn routes() -> axum::Router<AppState> {
 }
 
 async fn dataflows(State(app): State<AppState>) -> Json<Value> {
-    Json(app.jobs.registry().listing())
+    Json(listings(app.jobs.registry()))
+}
+
+/// Every dataflow of `registry` as `GET /api/v1/dataflows` (and `tidemark dataflows`)
+/// lists them.
+pub fn listings(registry: &Registry) -> Value {
+    Value::Array(registry.iter().map(listing).collect())
+}
+
+/// A dataflow as `GET /api/v1/dataflows` lists it: name, description, inputs (their
+/// fields and schema), outputs (their keys) and every parameter a job of it takes.
+fn listing(dataflow: &Dataflow) -> Value {
+    let d = dataflow.description();
+    let inputs: Vec<Value> = d
+        .inputs
+        .iter()
+        .map(|i| {
+            let fields: Vec<&str> = i.fields.iter().map(|(n, _)| *n).collect();
+            let schema: Map<String, Value> = i.fields.iter().map(|(n, t)| (n.to_string(), Value::from(*t))).collect();
+            json!({"name": i.name, "fields": fields, "schema": schema})
+        })
+        .collect();
+    let outputs: Vec<Value> = d
+        .outputs
+        .iter()
+        .map(|o| json!({"name": o.name, "key": o.key}))
+        .chain([json!({"name": DEAD_LETTER, "key": []})])
+        .collect();
+    json!({
+        "name": d.name,
+        "description": d.about,
+        "inputs": inputs,
+        "outputs": outputs,
+        "params": JobParams::defaults(dataflow),
+    })
 }
 
 async fn list(State(app): State<AppState>) -> Json<Value> {

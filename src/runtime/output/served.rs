@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;
 
 use super::key::{KeyAtom, RowKey, row_key};
-use super::{Change, RowText};
+use super::{KeyedChange, RowText};
 use crate::pipeline::{Diff, Time};
 
 /// How many frontier steps a subscriber may fall behind before it must resync.
@@ -123,7 +123,7 @@ impl Served {
     }
 
     /// Applies the changes of a frontier step (all at times below `frontier`).
-    pub(crate) fn step(&mut self, mut changes: Vec<Change>, frontier: Option<Time>, watermark: Time) {
+    pub(crate) fn step(&mut self, mut changes: Vec<KeyedChange>, frontier: Option<Time>, watermark: Time) {
         self.apply_net(&changes);
         changes.sort_by(|a, b| (a.time, &a.row).cmp(&(b.time, &b.row)));
         let mut batches = Vec::new();
@@ -158,10 +158,10 @@ impl Served {
     /// Applies the net effect of a step's changes to the rows and the index: a row
     /// that changed at many times within the step (a window updated by each of its
     /// events) costs one update, not one per time.
-    fn apply_net(&mut self, changes: &[Change]) {
+    fn apply_net(&mut self, changes: &[KeyedChange]) {
         // Hashing, not sorting: rows share long prefixes (`{"key":...`), which makes
         // comparisons slow.
-        let mut net: HashMap<&str, (Diff, &Change), foldhash::fast::RandomState> =
+        let mut net: HashMap<&str, (Diff, &KeyedChange), foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(changes.len(), Default::default());
         for change in changes {
             net.entry(&change.row).or_insert((0, change)).0 += change.diff;
@@ -310,9 +310,9 @@ mod tests {
     use super::*;
     use crate::runtime::output::key::row_key;
 
-    fn change(row: &str, time: Time, diff: Diff) -> Change {
+    fn change(row: &str, time: Time, diff: Diff) -> KeyedChange {
         let key = row_key(row, &["k".to_string(), "s".to_string()]);
-        Change { row: row.into(), key: Some(key), time, diff }
+        KeyedChange { row: row.into(), key: Some(key), time, diff }
     }
 
     fn texts(rows: Vec<(RowText, Diff)>) -> Vec<(String, Diff)> {

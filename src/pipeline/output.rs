@@ -1,4 +1,5 @@
-//! The operator that hands an output's changes to its [`OutputSink`].
+//! A job's outputs leave the dataflow through an [`OutputSink`]: the runtime's
+//! materialized outputs implement it; the operator here feeds it.
 
 use std::sync::Arc;
 
@@ -6,8 +7,32 @@ use differential_dataflow::consolidation::consolidate_updates;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use super::output::{Change, OutputSink, row_key};
-use crate::pipeline::{Collection, Diff, Row, Time};
+use super::{Collection, Diff, Row, Time};
+
+/// One change of an output: a row as JSON text, when, and by how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The row, a JSON object.
+    pub row: Arc<str>,
+    /// When it changed.
+    pub time: Time,
+    /// By how much its multiplicity changed.
+    pub diff: Diff,
+}
+
+/// Receives an output's changes from the workers.
+///
+/// # Constraints
+/// - Per worker, `changes` only carries times below the frontier reported next, and
+///   frontiers only move forward (`None`: the worker's output closed).
+/// - Calls come from worker threads and must not block for long.
+pub trait OutputSink: Send + Sync + 'static {
+    /// Consolidated changes of one worker, at times its frontier has passed, in time
+    /// order.
+    fn changes(&self, worker: usize, changes: Vec<Change>);
+    /// One worker's frontier moved.
+    fn frontier(&self, worker: usize, frontier: Option<Time>);
+}
 
 /// Sends `rows`' changes to `target` as this worker's frontier passes their times:
 /// consolidated, serialized to JSON, in time order, followed by the new frontier.
@@ -26,13 +51,11 @@ pub(crate) fn sink<R: Row>(rows: Collection<'_, R>, name: &str, target: Arc<dyn 
         consolidate_updates(&mut ready);
         if !ready.is_empty() {
             ready.sort_by_key(|(_, t, _)| *t);
-            let key_fields = target.key_fields();
             let changes: Vec<Change> = ready
                 .drain(..)
                 .map(|(row, time, diff)| {
                     let row: Arc<str> = serde_json::to_string(&row).expect("rows serialize to JSON").into();
-                    let key = (!key_fields.is_empty()).then(|| row_key(&row, key_fields));
-                    Change { row, key, time, diff }
+                    Change { row, time, diff }
                 })
                 .collect();
             target.changes(worker, changes);

@@ -9,7 +9,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::pipeline::{Diff, MAX_TS, Record, Time};
+use super::{Diff, MAX_TS, Record, Time};
 
 /// Makes typed batches for one input.
 pub(crate) trait Codec: Send + Sync {
