@@ -243,7 +243,7 @@ impl Pipeline for KMeans {
         let points: Collection<'s, (Group, Point)> = match params.window {
             Some(kind) => {
                 let windowing = params.time.windowing(kind);
-                stream.windowed("points", &windowing, |p| p.ts).map(|(w, p)| (Some(w), p))
+                stream.windowed("points", &windowing, |p| p.ts)?.map(|(w, p)| (Some(w), p))
             }
             None => stream.batched("points").map(|p| (None, p)),
         };

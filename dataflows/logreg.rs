@@ -264,7 +264,7 @@ impl Pipeline for LogReg {
         let (learning_rate, l2, tolerance) = (params.learning_rate, params.l2, params.tolerance);
         let stream = job.input::<Example>("examples")?;
         let examples =
-            stream.windowed("examples", &windowing, |e| e.ts).map(|(w, e)| (w, (e.features, e.label, e.split)));
+            stream.windowed("examples", &windowing, |e| e.ts)?.map(|(w, e)| (w, (e.features, e.label, e.split)));
 
         // Round 0: zero weights, with their eval loss, for windows with train examples.
         let initial = examples.clone().reduce(|_, examples, out| {

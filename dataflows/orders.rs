@@ -135,7 +135,7 @@ impl Pipeline for Orders {
             |o| o.ts,
             |p| p.order_id.clone(),
             |p| p.ts,
-        );
+        )?;
         let windowing = params.time.windowing(params.window);
         let revenue = paid
             .clone()

@@ -120,7 +120,7 @@ impl Pipeline for Trending {
                 params.time.allowed_lateness,
                 |v| (v.user.clone(), v.product.clone()),
                 |v| v.ts,
-            );
+            )?;
         }
         let counts = views.window_aggregate(
             "views per product",

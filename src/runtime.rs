@@ -61,7 +61,7 @@ pub struct Install {
 }
 
 /// Where job dataflows run: on worker threads ([`Runtime`]) or on the calling thread
-/// ([`Inline`]). A job (`crate::job::RunningJob`) drives either the same way.
+/// ([`Inline`]). A job (`RunningJob`) drives either the same way.
 ///
 /// # Constraints
 /// - Every call for one job comes in the order the job's inputs need: install first,

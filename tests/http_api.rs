@@ -1373,8 +1373,11 @@ async fn file_and_generator_sources() {
 
 /// An `App` on a runtime of its own, like `serve::start` builds one, without a listener.
 fn in_process_app(limits: Limits) -> (Arc<App>, watch::Sender<bool>) {
+    in_process_app_with(limits, crate::dataflows::registry())
+}
+
+fn in_process_app_with(limits: Limits, registry: tidemark::pipeline::Registry) -> (Arc<App>, watch::Sender<bool>) {
     let runtime = Arc::new(Runtime::start(1).expect("runtime"));
-    let registry = crate::dataflows::registry();
     let jobs = JobManager::new(runtime, registry, None, JobSettings::default()).expect("job manager");
     let (stop, shutdown) = watch::channel(false);
     (Arc::new(App::new(jobs, limits, Guard::default(), shutdown)), stop)
@@ -1482,4 +1485,73 @@ async fn every_error_is_a_json_error() {
     let _ = stop.send(true);
     tokio::task::spawn_blocking(move || drop(app)).await.expect("shutdown");
     assert!(wrong.is_empty(), "errors that are not {{\"error\": {{\"code\", \"message\"}}}}:\n{}", wrong.join("\n"));
+}
+
+/// A pipeline whose build fails: its dedupe window is empty.
+struct Unbuildable;
+
+impl tidemark::pipeline::Pipeline for Unbuildable {
+    type Params = UnbuildableParams;
+
+    fn description(&self) -> tidemark::pipeline::Description {
+        use tidemark::pipeline::{Description, InputDesc, OutputDesc};
+        Description::new("unbuildable", "a dedupe of 0 ms windows")
+            .input(InputDesc::of::<Line>("lines"))
+            .output(OutputDesc::new("kept", &[]))
+    }
+
+    fn inputs(&self, _: &UnbuildableParams) -> tidemark::pipeline::Inputs {
+        tidemark::pipeline::Inputs::new()
+    }
+
+    fn build<'s>(
+        &self,
+        job: &mut tidemark::pipeline::Job<'s>,
+        _: &UnbuildableParams,
+    ) -> Result<(), tidemark::pipeline::BuildError> {
+        let lines = job.input::<Line>("lines")?;
+        let kept = lines.dedupe("dedupe", 0, 0, |l: &Line| l.text.clone(), |l: &Line| l.ts)?;
+        job.output("kept", kept.collection())
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct UnbuildableParams {}
+impl tidemark::pipeline::Params for UnbuildableParams {}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+struct Line {
+    text: String,
+    ts: u64,
+}
+
+impl tidemark::pipeline::Record for Line {
+    const FIELDS: &'static [(&'static str, &'static str)] = &[("text", "string"), ("ts", "int")];
+    fn ts(&self) -> u64 {
+        self.ts
+    }
+}
+
+/// A pipeline that cannot be built is a 422 for its job, and nothing else notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_fails_to_build_is_a_422_for_its_job_only() {
+    let (app, stop) = in_process_app_with(Limits::default(), crate::dataflows::registry().with(Unbuildable));
+    let spec = window_job("fine", json!({"window": tumbling(100)}));
+    assert_eq!(call_json(&app, "POST", "/api/v1/jobs", &spec).await.0, 201);
+    let broken = json!({"name": "broken", "dataflow": "unbuildable"});
+    let answer = call_json(&app, "POST", "/api/v1/jobs", &broken).await;
+    assert_error("build fails", answer, &[422], Some("build_failed"), &["dedupe", "window size"]);
+    assert_eq!(call(&app, "GET", "/api/v1/jobs/broken", "application/json", Vec::new()).await.0, 404);
+    // The other job and the runtime go on.
+    let report = call_json(&app, "POST", "/api/v1/jobs/fine/inputs/events", &json!([event("x", 50, 1.0)])).await;
+    assert_eq!(report.1["accepted"], 1, "{report:?}");
+    let again = window_job("fine2", json!({"window": tumbling(100)}));
+    assert_eq!(call_json(&app, "POST", "/api/v1/jobs", &again).await.0, 201);
+    let _ = stop.send(true);
+    tokio::task::spawn_blocking(move || {
+        app.jobs.shutdown();
+        drop(app);
+    })
+    .await
+    .expect("shutdown");
 }

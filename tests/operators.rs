@@ -247,7 +247,7 @@ impl Pipeline for IntervalJoinPipeline {
             |e: &Ev| e.ts,
             |e: &Ev| e.k.clone(),
             |e: &Ev| e.ts,
-        );
+        )?;
         job.output("joined", joined.collection().map(|(k, left, right)| IntervalJoinRow { k, left, right }))
     }
 }
@@ -305,7 +305,7 @@ impl Pipeline for DedupePipeline {
 
     fn build<'s>(&self, job: &mut Job<'s>, p: &OpParams) -> Result<(), BuildError> {
         let events = job.input::<Ev>("events")?;
-        let kept = events.dedupe("dedupe", p.size, p.allowed_lateness, |e: &Ev| e.k.clone(), |e: &Ev| e.ts);
+        let kept = events.dedupe("dedupe", p.size, p.allowed_lateness, |e: &Ev| e.k.clone(), |e: &Ev| e.ts)?;
         job.output("kept", kept.collection())
     }
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use differential_dataflow::Hashable;
 
 use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
-use super::{Data, Diff, Stream, Time};
+use super::{BuildError, Data, Diff, Stream, Time};
 
 impl<'s, D: Data> Stream<'s, D> {
     /// Keeps one record per key and tumbling window of `size` ms: the one with the
@@ -14,6 +14,9 @@ impl<'s, D: Data> Stream<'s, D> {
     /// arrival order. A late record that precedes the kept one replaces it (the old one
     /// is retracted). Records whose window closed more than `allowed_lateness` ago when
     /// they arrived are dropped; a window's state is retired once final.
+    ///
+    /// # Errors
+    /// When `size` is 0.
     pub fn dedupe<K: Data>(
         self,
         name: &str,
@@ -21,8 +24,10 @@ impl<'s, D: Data> Stream<'s, D> {
         allowed_lateness: Time,
         key: impl Fn(&D) -> K + 'static,
         ts: impl Fn(&D) -> Time + 'static,
-    ) -> Stream<'s, D> {
-        assert!(size > 0, "dedupe window size must be positive");
+    ) -> Result<Stream<'s, D>, BuildError> {
+        if size == 0 {
+            return Err(BuildError::operator(name, "the window size must be positive"));
+        }
         let Stream { inner, clock, mode } = self;
         let key = Rc::new(key);
         let hash_key = key.clone();
@@ -37,7 +42,7 @@ impl<'s, D: Data> Stream<'s, D> {
             out: Vec::new(),
         };
         let inner = keyed(inner, key_hash, split, std::slice::from_ref(&clock), mode, name, logic);
-        Stream { inner, clock, mode }
+        Ok(Stream { inner, clock, mode })
     }
 }
 

@@ -16,7 +16,7 @@ use differential_dataflow::Hashable;
 use serde::{Deserialize, Serialize};
 
 use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
-use super::{Data, Diff, Stream, Time, Window, Windowing};
+use super::{BuildError, Data, Diff, Stream, Time, Window, Windowing};
 
 /// An update from the left or the right input of a join, with its event time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,6 +60,9 @@ impl<'s, D: Data> Stream<'s, D> {
 
     /// Pairs the records of `self` and `other` with equal keys whose event times satisfy
     /// `lower <= other_ts - ts <= upper`.
+    ///
+    /// # Errors
+    /// When `lower > upper`.
     pub fn interval_join<E: Data, K: Data>(
         self,
         other: Stream<'s, E>,
@@ -70,8 +73,10 @@ impl<'s, D: Data> Stream<'s, D> {
         ts: impl Fn(&D) -> Time + 'static,
         other_key: impl Fn(&E) -> K + 'static,
         other_ts: impl Fn(&E) -> Time + 'static,
-    ) -> Stream<'s, (K, D, E)> {
-        assert!(lower <= upper, "interval join bounds out of order: {lower} > {upper}");
+    ) -> Result<Stream<'s, (K, D, E)>, BuildError> {
+        if lower > upper {
+            return Err(BuildError::operator(name, format!("interval bounds out of order: {lower} > {upper}")));
+        }
         let logic = IntervalJoin {
             lower,
             upper,
@@ -81,7 +86,7 @@ impl<'s, D: Data> Stream<'s, D> {
             right_timers: Timers::default(),
             out: Vec::new(),
         };
-        join(self, other, name, key, ts, other_key, other_ts, logic)
+        Ok(join(self, other, name, key, ts, other_key, other_ts, logic))
     }
 
     /// Enriches each record with the version of `table` in effect at its event time:

@@ -13,7 +13,7 @@ use super::window::{
     members::{Members, PassThrough},
     session::Sessions,
 };
-use super::{Collection, Data, Diff, Time, TimeMode, Window, Windowing};
+use super::{BuildError, Collection, Data, Diff, Time, TimeMode, Window, Windowing};
 
 /// An event-time stream of records of type `D`.
 ///
@@ -132,18 +132,21 @@ impl<'s, D: Data> Stream<'s, D> {
     /// own time: what is computed from a window (a clustering, a model) is computed
     /// once per step rather than once per distinct event time in it.
     ///
-    /// # Panics
-    /// With session windows.
+    /// # Errors
+    /// With session windows (a record's windows depend on the others').
     pub fn windowed(
         self,
         name: &str,
         windowing: &Windowing,
         ts: impl Fn(&D) -> Time + 'static,
-    ) -> Collection<'s, (Window, D)> {
-        assert!(!matches!(windowing.kind, WindowKind::Session { .. }), "windowed: session windows are not supported");
+    ) -> Result<Collection<'s, (Window, D)>, BuildError> {
+        if matches!(windowing.kind, WindowKind::Session { .. }) {
+            return Err(BuildError::operator(name, "`windowed` does not take session windows"));
+        }
         let Stream { inner, clock, .. } = self;
         let members = Members::new(*windowing);
-        keyed(inner, |d: &D| d.hashed(), move |d: D| (d.clone(), ts(&d)), &[clock], TimeMode::Compact, name, members)
+        let split = move |d: D| (d.clone(), ts(&d));
+        Ok(keyed(inner, |d: &D| d.hashed(), split, &[clock], TimeMode::Compact, name, members))
     }
 
     /// The records as a collection that changes once per frontier step, at its last

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::job::JobError;
 use crate::job::manager::CreateError;
 use crate::job::spec::SpecError;
-use crate::runtime::Unanswerable;
+use crate::runtime::{RuntimeError, Unanswerable};
 
 /// An error answer of the API.
 #[derive(Debug)]
@@ -74,6 +74,10 @@ impl From<CreateError> for ApiError {
             CreateError::Spec(e) => e.into(),
             CreateError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "job_exists", e.to_string()),
             CreateError::TooMany(_) => ApiError::new(StatusCode::CONFLICT, "too_many_jobs", e.to_string()),
+            CreateError::Job(JobError::Runtime(RuntimeError::Build(e))) => {
+                let message = format!("the dataflow cannot be built with these parameters: {e}");
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "build_failed", message)
+            }
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
             CreateError::Kafka { .. } => {
