@@ -60,9 +60,9 @@ impl Record for Point {
     fn ts(&self) -> Time {
         self.ts
     }
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), RecordError> {
         if self.coords.is_empty() {
-            return Err("`coords` is empty".into());
+            return Err(RecordError::new("`coords` is empty"));
         }
         Ok(())
     }

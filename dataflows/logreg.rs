@@ -69,12 +69,12 @@ impl Record for Example {
     fn ts(&self) -> Time {
         self.ts
     }
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), RecordError> {
         if self.features.is_empty() {
-            return Err("`features` is empty".into());
+            return Err(RecordError::new("`features` is empty"));
         }
         if self.label > 1 {
-            return Err(format!("`label` must be 0 or 1, got {}", self.label));
+            return Err(RecordError::new(format!("`label` must be 0 or 1, got {}", self.label)));
         }
         Ok(())
     }

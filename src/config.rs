@@ -96,9 +96,9 @@ pub struct ServerConfig {
     pub body_timeout_ms: Option<u64>,
 }
 
-/// Parses a configuration file's text.
-pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| e.to_string())
+/// Parses a configuration file's text (the error says where and what).
+pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+    toml::from_str(text)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! its own and cannot be set.
 
 mod client;
+mod error;
 pub mod sink;
 pub mod source;
 
@@ -29,6 +30,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use client::is_local_property;
+pub use error::{ClientError, FeedError};
 pub use sink::{Sink, SinkStatus};
 pub use source::{Feed, Offsets, PartitionStatus, Source, SourceStatus};
 
@@ -118,9 +120,9 @@ fn check(brokers: &str, topic: &str, config: &BTreeMap<String, String>, role: cl
     if let Some(key) = config.keys().find(|k| client::RESERVED.contains(&k.as_str())) {
         return Err(error(&format!("config.{key}"), "is set by tidemark and cannot be changed".into()));
     }
-    client::check_config(brokers, config, role).map_err(|(key, message)| match key {
-        Some(key) => error(&format!("config.{key}"), message),
-        None => error("config", message),
+    client::check_config(brokers, config, role).map_err(|rejected| match rejected {
+        client::Rejected::Property { key, description } => error(&format!("config.{key}"), description),
+        client::Rejected::Together(e) => error("config", e.to_string()),
     })
 }
 
@@ -142,9 +144,9 @@ fn properties<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, Strin
 mod tests {
     use super::*;
 
-    fn source(value: serde_json::Value) -> Result<SourceSpec, String> {
-        let spec: SourceSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        spec.validate().map_err(|e| e.to_string())?;
+    fn source(value: serde_json::Value) -> Result<SourceSpec, Box<dyn std::error::Error>> {
+        let spec: SourceSpec = serde_json::from_value(value)?;
+        spec.validate()?;
         Ok(spec)
     }
 
@@ -170,7 +172,7 @@ mod tests {
             ),
         ] {
             let error = source(bad.clone()).unwrap_err();
-            assert!(error.contains(says), "{bad}: {error}");
+            assert!(error.to_string().contains(says), "{bad}: {error}");
         }
     }
 }

@@ -189,11 +189,14 @@ fn serve(registry: tidemark::pipeline::Registry, args: Box<ServeArgs>) -> Result
         .map_err(|e| if e.is_usage() { ServeFailure::Usage(e.into()) } else { ServeFailure::Failed(e.into()) })
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))
+fn parse_pair(s: &str) -> Result<(String, String), NotAPair> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| NotAPair(s.to_string()))
 }
+
+/// A `--input` or `--param` value without `=`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected NAME=VALUE, got `{0}`")]
+struct NotAPair(String);
 
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

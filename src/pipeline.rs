@@ -43,6 +43,7 @@ pub(crate) mod codec;
 mod dead_letter;
 mod dedupe;
 mod description;
+mod fields;
 mod input;
 mod iterate;
 mod join;
@@ -61,13 +62,14 @@ pub use aggregate::{Aggregate, Avg, Count, Max, Min, Stats, StatsOut, Sum};
 pub use build::{BuildError, Job, TimeMode};
 pub use dead_letter::{DeadLetter, Reason};
 pub use description::{DEAD_LETTER, Description, InputDesc, OutputDesc};
+pub use fields::struct_fields;
 pub(crate) use input::WorkerInput;
 pub use input::{InputOptions, Inputs};
 pub use iterate::{Loop, LoopCollection, Round, iterate};
 pub use num::{ExactSum, Num};
 pub use output::{Change, OutputSink};
 pub use params::{ParamError, Params, check_duration};
-pub use record::{JsonText, Record, Row};
+pub use record::{JsonText, Record, RecordError, Row};
 pub use registry::{Dataflow, DecodedParams, Pipeline, Registry};
 pub use stateful::{GroupLogic, stateful};
 pub use stream::Stream;
@@ -103,8 +105,8 @@ pub mod prelude {
     pub use super::{
         Aggregate, Avg, BuildError, Collection, Count, Data, Description, Diff, Emit, EventTime, ExactSum, InputDesc,
         InputOptions, Inputs, Job, JsonText, Lateness, MAX_DURATION, Max, Min, Num, OutputDesc, ParamError, Params,
-        Pipeline, Record, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind, Windowing,
-        check_duration, top_k,
+        Pipeline, Record, RecordError, Registry, Row, Stats, StatsOut, Stream, Sum, Text, Time, Window, WindowKind,
+        Windowing, check_duration, top_k,
     };
     pub use super::{GroupLogic, Loop, LoopCollection, iterate, stateful};
     pub use serde::{Deserialize, Serialize};

@@ -196,8 +196,8 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
     let setup = app.clone();
     let declared = options.jobs.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
-        for (name, error) in setup.jobs.restore() {
-            tracing::warn!(job = %name, %error, "persisted job not restored");
+        for failure in setup.jobs.restore() {
+            tracing::warn!(job = %failure.job, error = %failure.why, "persisted job not restored");
         }
         for spec in declared {
             if !setup.jobs.contains(&spec.name) {

@@ -73,3 +73,22 @@ fn golden_outputs() {
         }
     }
 }
+
+/// `Record::FIELDS` is written by hand; it must name exactly the fields serde reads,
+/// for every input of every compiled-in dataflow.
+#[test]
+fn declared_record_fields_are_the_struct_fields() {
+    let mut wrong = Vec::new();
+    for dataflow in crate::dataflows::registry().iter() {
+        for input in &dataflow.description().inputs {
+            let mut declared: Vec<&str> = input.fields.iter().map(|(name, _)| *name).collect();
+            let mut actual: Vec<&str> = input.struct_fields.map(<[&str]>::to_vec).unwrap_or_default();
+            declared.sort_unstable();
+            actual.sort_unstable();
+            if declared != actual {
+                wrong.push(format!("{}.{}: declared {declared:?}, struct {actual:?}", dataflow.name(), input.name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "Record::FIELDS differs from the record's fields:\n{}", wrong.join("\n"));
+}

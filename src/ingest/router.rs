@@ -283,7 +283,7 @@ impl InputRouter {
                 Ok(ts) => ts,
                 Err(error) => {
                     dead.push(self.dead_letter(text, Reason::Invalid, event_time(text)));
-                    report.rejected.push(Rejected { index, error });
+                    report.rejected.push(Rejected { index, error: error.to_string() });
                     continue;
                 }
             };

@@ -150,13 +150,37 @@ pub enum CreateError {
     #[error("cannot persist the job: {0}")]
     Persist(std::io::Error),
     /// The Kafka brokers of an input could not tell where its topic starts.
-    #[error("inputs.{input}: {message}")]
+    #[error("inputs.{input}: {source}")]
     Kafka {
         /// The input.
         input: String,
         /// What went wrong.
-        message: String,
+        source: Box<kafka::ClientError>,
     },
+}
+
+/// A persisted job that could not be started again.
+#[derive(Debug, thiserror::Error)]
+#[error("job `{job}`: {why}")]
+pub struct RestoreError {
+    /// The job.
+    pub job: String,
+    /// Why.
+    pub why: NotRestored,
+}
+
+/// Why a persisted job was not started again.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRestored {
+    /// Its spec cannot be read.
+    #[error("cannot read its spec: {0}")]
+    Read(std::io::Error),
+    /// Its spec is no longer valid (say, the dataflow changed, or a file root did).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// It would not start.
+    #[error(transparent)]
+    Start(#[from] CreateError),
 }
 
 /// The jobs of a server.
@@ -233,7 +257,7 @@ impl JobManager {
             if let Source::Kafka(kafka) = source {
                 let input = valid.dataflow.description().inputs[i].name.clone();
                 let resolved = kafka::source::resolve(kafka, KAFKA_TIMEOUT)
-                    .map_err(|message| CreateError::Kafka { input: input.clone(), message })?;
+                    .map_err(|source| CreateError::Kafka { input: input.clone(), source: Box::new(source) })?;
                 offsets.insert(input, resolved);
             }
         }
@@ -305,8 +329,8 @@ impl JobManager {
         true
     }
 
-    /// Starts every job whose spec was persisted; returns the names that failed and why.
-    pub fn restore(&self) -> Vec<(String, String)> {
+    /// Starts every job whose spec was persisted; returns those that failed and why.
+    pub fn restore(&self) -> Vec<RestoreError> {
         let Some(dir) = &self.data_dir else { return Vec::new() };
         let mut failures = Vec::new();
         let Ok(entries) = std::fs::read_dir(dir.join("jobs")) else { return failures };
@@ -316,15 +340,13 @@ impl JobManager {
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let state = read_state(&state_path(dir, &name));
             let result = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| spec::parse(&bytes).map_err(|e| e.to_string()))
-                .and_then(|spec| {
-                    spec::validate(spec, &self.registry, &self.policy(Origin::Operator)).map_err(|e| e.to_string())
-                })
-                .and_then(|valid| self.start(valid, state, None).map(|_| ()).map_err(|e| e.to_string()));
-            if let Err(error) = result {
-                tracing::error!(job = %name, %error, "cannot restore job");
-                failures.push((name, error));
+                .map_err(NotRestored::Read)
+                .and_then(|bytes| Ok(spec::parse(&bytes)?))
+                .and_then(|spec| Ok(spec::validate(spec, &self.registry, &self.policy(Origin::Operator))?))
+                .and_then(|valid| Ok(self.start(valid, state, None).map(|_| ())?));
+            if let Err(why) = result {
+                tracing::error!(job = %name, error = %why, "cannot restore job");
+                failures.push(RestoreError { job: name, why });
             }
         }
         failures
@@ -401,13 +423,13 @@ struct InputFeed {
 }
 
 impl InputFeed {
-    fn job(&self) -> Result<Arc<ManagedJob>, String> {
-        self.job.upgrade().ok_or_else(|| "the job is gone".to_string())
+    fn job(&self) -> Result<Arc<ManagedJob>, kafka::FeedError> {
+        self.job.upgrade().ok_or(kafka::FeedError::Gone)
     }
 
-    fn failed(&self, job: &ManagedJob, error: JobError) -> String {
+    fn failed(&self, job: &ManagedJob, error: JobError) -> kafka::FeedError {
         job.fail(format_args!("input `{}`: {error}", job.job.inputs()[self.input].name));
-        error.to_string()
+        kafka::FeedError::Job(Box::new(error))
     }
 }
 
@@ -418,7 +440,7 @@ impl kafka::Feed for InputFeed {
         }
     }
 
-    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), String> {
+    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), kafka::FeedError> {
         let job = self.job()?;
         match job.job.ingest_lane(self.input, partition, records.iter().copied(), false) {
             Ok(_) => Ok(()),
@@ -426,7 +448,7 @@ impl kafka::Feed for InputFeed {
         }
     }
 
-    fn flush(&self) -> Result<(), String> {
+    fn flush(&self) -> Result<(), kafka::FeedError> {
         let job = self.job()?;
         match job.job.advance(self.input, 0) {
             Ok(_) => Ok(()),
@@ -484,17 +506,27 @@ fn start_sources(job: &Arc<ManagedJob>, mut state: State, data_dir: Option<PathB
 }
 
 /// Replays an NDJSON file into an input.
-fn read_file(job: &RunningJob, input: usize, path: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_file(job: &RunningJob, input: usize, path: &Path) -> Result<(), FileSourceError> {
+    let unreadable = |source| FileSourceError::Read { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut chunks = NdjsonChunks::new(std::io::BufReader::new(file));
     let mut chunk = Chunk::default();
     loop {
-        chunks.next_into(&mut chunk, 4096).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        chunks.next_into(&mut chunk, 4096).map_err(unreadable)?;
         if chunk.is_empty() {
             return Ok(());
         }
-        job.ingest(input, chunk.records()).map_err(|e| e.to_string())?;
+        job.ingest(input, chunk.records())?;
     }
+}
+
+/// A file source stopped before the end of its file.
+#[derive(Debug, thiserror::Error)]
+enum FileSourceError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Job(#[from] JobError),
 }
 
 /// Feeds the generator and advances idle inputs, every [`DRIVER_PERIOD`].

@@ -224,7 +224,7 @@ fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecE
         }
         Some("generator") => {
             let generator: GeneratorSpec = decode(field, rest)?;
-            generator.validate().map_err(|message| SpecError::new(field, "invalid_source", message, false))?;
+            generator.validate().map_err(|e| SpecError::new(field, "invalid_source", e.to_string(), false))?;
             Ok(Source::Generator(generator))
         }
         Some("kafka") => {

@@ -105,20 +105,25 @@ pub(crate) fn config(brokers: &str, client_id: &str, role: Role, extra: &BTreeMa
     config
 }
 
-/// Lets librdkafka check the user's properties: `(property, problem)` if it rejects one.
-pub(crate) fn check_config(
-    brokers: &str,
-    extra: &BTreeMap<String, String>,
-    role: Role,
-) -> Result<(), (Option<String>, String)> {
+/// A user's librdkafka properties that librdkafka rejects.
+#[derive(Debug)]
+pub(crate) enum Rejected {
+    /// One property, and librdkafka's description of the problem.
+    Property { key: String, description: String },
+    /// The properties together (say, two that contradict each other).
+    Together(KafkaError),
+}
+
+/// Lets librdkafka check the user's properties.
+pub(crate) fn check_config(brokers: &str, extra: &BTreeMap<String, String>, role: Role) -> Result<(), Rejected> {
     let config = config(brokers, "check", role, extra);
     let created = match role {
         Role::Consumer => config.create::<BaseConsumer>().map(drop),
         Role::Producer => config.create::<BaseProducer>().map(drop),
     };
     created.map_err(|e| match e {
-        KafkaError::ClientConfig(_, description, key, _) => (Some(key), description),
-        other => (None, other.to_string()),
+        KafkaError::ClientConfig(_, description, key, _) => Rejected::Property { key, description },
+        other => Rejected::Together(other),
     })
 }
 
@@ -169,7 +174,8 @@ impl Context {
 
 impl Reports {
     /// Records a problem for the status page, and logs it unless one was logged lately.
-    pub(crate) fn trouble(&self, message: String) {
+    pub(crate) fn trouble(&self, message: impl std::fmt::Display) {
+        let message = message.to_string();
         let now = Instant::now();
         let mut trouble = self.trouble.lock().expect("trouble lock");
         if trouble.logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {

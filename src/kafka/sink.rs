@@ -49,6 +49,7 @@ use tokio::sync::broadcast;
 
 use super::SinkSpec;
 use super::client::{self, Context, Role};
+use super::error::{ClientError, CreateFailure};
 use crate::pipeline::{Diff, Time};
 use crate::runtime::{Materialized, Start, Step};
 
@@ -267,7 +268,7 @@ impl Writer {
 
     /// Reads the topic back and writes what it lacks of the output's content; returns
     /// the stream of later steps and the topic's partitions (`None`: stopped).
-    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, String> {
+    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, ClientError> {
         self.shared.set_state("reading back");
         let Some(written) = self.read_back()? else { return Ok(None) };
         *self.shared.progress.lock().expect("progress lock") = written.progress;
@@ -285,7 +286,7 @@ impl Writer {
                 }
             }
         }
-        let subscription = self.output.subscribe(Start::Snapshot).map_err(|e| e.to_string())?;
+        let subscription = self.output.subscribe(Start::Snapshot)?;
         let Some(frontier) = subscription.frontier else { return Ok(None) };
         let mut difference = written.rows;
         for (row, diff) in subscription.snapshot.unwrap_or_default() {
@@ -422,10 +423,10 @@ impl Writer {
     }
 
     /// Reads the whole topic, creating it if it does not exist (`None`: stopped).
-    fn read_back(&self) -> Result<Option<Written>, String> {
+    fn read_back(&self) -> Result<Option<Written>, ClientError> {
         let config =
             client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
-        let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+        let consumer: BaseConsumer = config.create()?;
         let mut written = Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0 };
         let partitions = super::source::partitions(&consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
         if partitions.is_empty() {
@@ -439,18 +440,16 @@ impl Writer {
         for partition in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.spec.topic, partition, REQUEST_TIMEOUT)
-                .map_err(|e| format!("cannot read the offsets of {}/{partition}: {e}", self.spec.topic))?;
+                .map_err(|source| ClientError::Offsets { topic: self.spec.topic.clone(), partition, source })?;
             if high > low {
-                assignment
-                    .add_partition_offset(&self.spec.topic, partition, Offset::Offset(low))
-                    .map_err(|e| e.to_string())?;
+                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(low))?;
                 ends.insert(partition, high);
             }
         }
         if ends.is_empty() {
             return Ok(Some(written));
         }
-        consumer.assign(&assignment).map_err(|e| format!("cannot read the topic back: {e}"))?;
+        consumer.assign(&assignment).map_err(ClientError::ReadBack)?;
         while !ends.is_empty() {
             if self.stopped() {
                 return Ok(None);
@@ -484,21 +483,22 @@ impl Writer {
     }
 
     /// Creates the topic with one partition (one order for all its messages).
-    fn create_topic(&self) -> Result<(), String> {
+    fn create_topic(&self) -> Result<(), ClientError> {
         let config =
             client::config(&self.spec.brokers, &format!("{}-admin", self.name), Role::Producer, &self.spec.config);
-        let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| e.to_string())?;
+        let admin: AdminClient<DefaultClientContext> = config.create()?;
         let topic = NewTopic::new(&self.spec.topic, 1, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-        let waiter = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string())?;
+        let waiter = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+        let failed = |reason| ClientError::CreateTopic { topic: self.spec.topic.clone(), reason };
         let results = waiter
             .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, admin.create_topics([&topic], &options)).await })
-            .map_err(|_| format!("cannot create topic `{}`: timed out", self.spec.topic))?
-            .map_err(|e| format!("cannot create topic `{}`: {e}", self.spec.topic))?;
+            .map_err(|_| failed(CreateFailure::TimedOut))?
+            .map_err(|e| failed(CreateFailure::Client(e)))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, e)) => return Err(format!("cannot create topic `{}`: {e}", self.spec.topic)),
+                Err((_, e)) => return Err(failed(CreateFailure::Refused(e))),
             }
         }
         tracing::info!(sink = %self.name, topic = %self.spec.topic, "kafka: created the sink topic");

@@ -29,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::client::{self, Context, Role};
+use super::error::{ClientError, FeedError};
 use super::{SourceSpec, StartAt};
 
 /// The first offset to read of each partition; partitions not listed are read from
@@ -50,23 +51,23 @@ pub trait Feed: Send + Sync + 'static {
     /// watermark back until it has records or is idle.
     fn partitions(&self, partitions: usize);
     /// Records of partition `partition`, in offset order (not yet visible).
-    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), String>;
+    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), FeedError>;
     /// Makes every record fed so far visible: advances the input.
-    fn flush(&self) -> Result<(), String>;
+    fn flush(&self) -> Result<(), FeedError>;
 }
 
 /// The starting offsets of `spec`'s topic: for every partition that exists now, its
 /// first offset (`earliest`) or its end (`latest`). A topic that does not exist yet
 /// has none: its partitions will be read from their beginning once they exist.
-pub fn resolve(spec: &SourceSpec, timeout: Duration) -> Result<Offsets, String> {
+pub fn resolve(spec: &SourceSpec, timeout: Duration) -> Result<Offsets, ClientError> {
     let config = client::config(&spec.brokers, "tidemark-resolve", Role::Consumer, &spec.config);
-    let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer = config.create()?;
     let partitions = partitions(&consumer, &spec.topic, timeout)?;
     let mut offsets = Offsets::new();
     for partition in partitions {
         let (low, high) = consumer
             .fetch_watermarks(&spec.topic, partition, timeout)
-            .map_err(|e| format!("cannot read the offsets of {}/{partition}: {e}", spec.topic))?;
+            .map_err(|source| ClientError::Offsets { topic: spec.topic.clone(), partition, source })?;
         offsets.insert(partition, if spec.start == StartAt::Earliest { low } else { high });
     }
     Ok(offsets)
@@ -77,14 +78,13 @@ pub(super) fn partitions<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<i32>, String> {
-    let metadata =
-        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot reach the brokers: {e}"))?;
+) -> Result<Vec<i32>, ClientError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(ClientError::Unreachable)?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(Vec::new()) };
     match found.error() {
         None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
         Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(Vec::new()),
-        Some(e) => Err(format!("topic `{topic}`: {}", RDKafkaErrorCode::from(e))),
+        Some(e) => Err(ClientError::Topic { topic: topic.to_string(), code: RDKafkaErrorCode::from(e) }),
     }
 }
 
@@ -266,7 +266,7 @@ impl Reader {
     }
 
     /// Assigns partitions that appeared since the last look.
-    fn discover(&self, consumer: &BaseConsumer<Context>, offsets: &Offsets) -> Result<(), String> {
+    fn discover(&self, consumer: &BaseConsumer<Context>, offsets: &Offsets) -> Result<(), ClientError> {
         let found = partitions(consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
         let mut known = self.shared.partitions.lock().expect("partitions lock");
         if found.iter().all(|p| known.contains_key(p)) {
@@ -283,9 +283,9 @@ impl Reader {
         let mut assignment = TopicPartitionList::new();
         for (&partition, progress) in known.iter() {
             let offset = progress.position.map_or(Offset::Beginning, Offset::Offset);
-            assignment.add_partition_offset(&self.spec.topic, partition, offset).map_err(|e| e.to_string())?;
+            assignment.add_partition_offset(&self.spec.topic, partition, offset)?;
         }
-        consumer.assign(&assignment).map_err(|e| format!("cannot assign partitions: {e}"))?;
+        consumer.assign(&assignment).map_err(ClientError::Assign)?;
         let lanes = known.keys().next_back().map_or(0, |p| *p as usize + 1);
         drop(known);
         self.feed.partitions(lanes);
@@ -294,7 +294,7 @@ impl Reader {
     }
 
     /// Polls one batch of messages and feeds it, partition by partition.
-    fn batch(&self, consumer: &BaseConsumer<Context>) -> Result<(), String> {
+    fn batch(&self, consumer: &BaseConsumer<Context>) -> Result<(), ClientError> {
         let mut messages = Vec::new();
         let mut wait = POLL;
         while messages.len() < MAX_BATCH {

@@ -8,7 +8,7 @@ use timely::dataflow::Scope;
 
 use super::input::{WorkerInput, new_input};
 use super::output::{OutputSink, sink};
-use super::{Collection, DEAD_LETTER, DeadLetter, Description, Record, Row, Stream, Time};
+use super::{Collection, DEAD_LETTER, DeadLetter, Description, Record, Row, Stream, Time, struct_fields};
 
 /// How output changes are timed.
 ///
@@ -45,6 +45,16 @@ pub enum BuildError {
     /// An input or output was never bound.
     #[error("`{0}` is declared but the pipeline never binds it")]
     Unbound(String),
+    /// An output's key field is not a field of its rows.
+    #[error("output `{output}` is keyed by `{field}`, which its rows do not have (their fields: {fields})")]
+    UnknownKey {
+        /// The output.
+        output: String,
+        /// The key field.
+        field: String,
+        /// The rows' fields, or what the rows are instead.
+        fields: String,
+    },
     /// An operator was configured in a way it cannot run.
     #[error("operator `{operator}`: {problem}")]
     Operator {
@@ -60,6 +70,19 @@ impl BuildError {
     pub fn operator(operator: &str, problem: impl Into<String>) -> BuildError {
         BuildError::Operator { operator: operator.into(), problem: problem.into() }
     }
+}
+
+/// Checks that the key fields of output `name` are fields of its rows `R` (else every
+/// row would be indexed under `null`).
+fn check_key<R: Row>(name: &str, key: &[String]) -> Result<(), BuildError> {
+    let fields = struct_fields::<R>();
+    for field in key {
+        if !fields.is_some_and(|fields| fields.contains(&field.as_str())) {
+            let shown = fields.map_or_else(|| "not a struct".to_string(), |f| f.join(", "));
+            return Err(BuildError::UnknownKey { output: name.into(), field: field.clone(), fields: shown });
+        }
+    }
+    Ok(())
 }
 
 /// The dataflow under construction for one job on one worker.
@@ -128,6 +151,7 @@ impl<'s> Job<'s> {
         if std::mem::replace(&mut self.outputs[i], true) {
             return Err(BuildError::Rebound(name.into()));
         }
+        check_key::<R>(name, &self.description.outputs[i].key)?;
         sink(rows, name, self.sinks[i].clone(), self.worker);
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::{Diff, MAX_TS, Record, Time};
+use super::{Diff, MAX_TS, Record, RecordError, Time};
 
 /// Makes typed batches for one input.
 pub(crate) trait Codec: Send + Sync {
@@ -22,7 +22,7 @@ pub(crate) trait BatchBuilder: Send {
     /// Parses and validates one record; on success it is staged and its event time
     /// returned. `shape` is the input's record shape (see [`Record::shape`]): fixed by
     /// the first valid record, checked for every other.
-    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, String>;
+    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, RecordError>;
     /// Moves the staged record into `worker`'s batch at `time`, stamped `stamp`.
     fn commit(&mut self, worker: usize, time: Time, stamp: Time);
     /// The batches (`None` for workers that got nothing).
@@ -51,17 +51,19 @@ struct TypedBatch<R> {
 }
 
 impl<R: Record> BatchBuilder for TypedBatch<R> {
-    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, String> {
-        let record: R = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    fn parse(&mut self, text: &[u8], shape: &mut Option<usize>) -> Result<Time, RecordError> {
+        let record: R = serde_json::from_slice(text).map_err(|e| RecordError::new(e.to_string()))?;
         let ts = record.ts();
         if ts > MAX_TS {
-            return Err(format!("ts {ts} is out of range (at most {MAX_TS})"));
+            return Err(RecordError::new(format!("ts {ts} is out of range (at most {MAX_TS})")));
         }
         record.validate()?;
         if let Some((field, size)) = record.shape() {
             match *shape {
                 Some(expected) if expected != size => {
-                    return Err(format!("`{field}` has {size} values; this input's records have {expected}"));
+                    return Err(RecordError::new(format!(
+                        "`{field}` has {size} values; this input's records have {expected}"
+                    )));
                 }
                 _ => *shape = Some(size),
             }

@@ -48,8 +48,11 @@ impl Description {
 pub struct InputDesc {
     /// Input name, as in `/jobs/{job}/inputs/{input}`.
     pub name: String,
-    /// The record's fields and their JSON types.
+    /// The record's fields and their JSON types, as declared ([`Record::FIELDS`]).
     pub fields: &'static [(&'static str, &'static str)],
+    /// The record's fields as serde reads them (`None`: not a plain struct), to check
+    /// the declaration against.
+    pub struct_fields: Option<&'static [&'static str]>,
     pub(crate) type_id: TypeId,
     pub(crate) type_name: &'static str,
     pub(crate) codec: Arc<dyn Codec>,
@@ -61,6 +64,7 @@ impl InputDesc {
         InputDesc {
             name: name.into(),
             fields: R::FIELDS,
+            struct_fields: super::struct_fields::<R>(),
             type_id: TypeId::of::<R>(),
             type_name: std::any::type_name::<R>(),
             codec: codec_for::<R>(),

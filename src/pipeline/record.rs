@@ -30,7 +30,7 @@ pub trait Record: Data + DeserializeOwned {
     /// The record's event time in milliseconds.
     fn ts(&self) -> Time;
     /// Checks beyond what serde checks; the error is shown to the sender.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), RecordError> {
         Ok(())
     }
     /// The record's *shape*, which every record of one input must share: a field and
@@ -39,6 +39,20 @@ pub trait Record: Data + DeserializeOwned {
     /// `invalid`. `None` (the default): records have no shape.
     fn shape(&self) -> Option<(&'static str, usize)> {
         None
+    }
+}
+
+/// Why a record cannot be used: said to its sender and kept with its dead letter.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RecordError {
+    message: String,
+}
+
+impl RecordError {
+    /// A record that is unusable for the reason `message`.
+    pub fn new(message: impl Into<String>) -> RecordError {
+        RecordError { message: message.into() }
     }
 }
 
