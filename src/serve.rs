@@ -29,6 +29,7 @@ mod listen;
 mod metrics;
 mod outputs;
 pub mod security;
+mod stamp;
 mod subscribe;
 mod tls;
 mod ui;

@@ -14,14 +14,12 @@ use axum::http::Request;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
-use tidemark::job::manager::{JobManager, JobSettings};
-use tidemark::runtime::Runtime;
+use tidemark::job::manager::JobSettings;
 use tidemark::serve::{App, Guard, Limits};
-use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::harness::{Expected, Judged, Reference, approx, assert_windows};
-use crate::service::{TestOptions, TestServer};
+use crate::service::{InProcess, TestOptions, TestServer};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -1372,15 +1370,8 @@ async fn file_and_generator_sources() {
 // ---------------------------------------------------------------------------
 
 /// An `App` on a runtime of its own, like `serve::start` builds one, without a listener.
-fn in_process_app(limits: Limits) -> (Arc<App>, watch::Sender<bool>) {
-    in_process_app_with(limits, crate::dataflows::registry())
-}
-
-fn in_process_app_with(limits: Limits, registry: tidemark::pipeline::Registry) -> (Arc<App>, watch::Sender<bool>) {
-    let runtime = Arc::new(Runtime::start(1).expect("runtime"));
-    let jobs = JobManager::new(runtime, registry, None, JobSettings::default()).expect("job manager");
-    let (stop, shutdown) = watch::channel(false);
-    (Arc::new(App::new(jobs, limits, Guard::default(), shutdown)), stop)
+fn in_process_app(limits: Limits) -> InProcess {
+    InProcess::start(limits, Guard::default(), crate::dataflows::registry())
 }
 
 async fn call(app: &Arc<App>, method: &str, uri: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
@@ -1403,27 +1394,28 @@ async fn call_json(app: &Arc<App>, method: &str, uri: &str, body: &Value) -> (u1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_in_process() {
     let limits = Limits { max_body: 4096, ..Limits::default() };
-    let (app, stop) = in_process_app(limits);
+    let server = in_process_app(limits);
+    let app = &server.app;
 
-    assert_eq!(call(&app, "GET", "/healthz", "text/plain", Vec::new()).await, (200, json!({"status": "ok"})));
-    let unknown_route = call(&app, "GET", "/api/v1/nothing", "text/plain", Vec::new()).await;
+    assert_eq!(call(app, "GET", "/healthz", "text/plain", Vec::new()).await, (200, json!({"status": "ok"})));
+    let unknown_route = call(app, "GET", "/api/v1/nothing", "text/plain", Vec::new()).await;
     assert_error("unknown route", unknown_route, &[404], None, &[]);
-    let (status, listing) = call(&app, "GET", "/api/v1/dataflows", "text/plain", Vec::new()).await;
+    let (status, listing) = call(app, "GET", "/api/v1/dataflows", "text/plain", Vec::new()).await;
     assert_eq!(status, 200);
     assert!(listing.as_array().is_some_and(|d| d.iter().any(|d| d["name"] == "window_agg")), "{listing}");
 
     let spec = window_job("p", json!({"window": tumbling(100), "max_out_of_orderness": 10}));
-    let (status, created) = call_json(&app, "POST", "/api/v1/jobs", &spec).await;
+    let (status, created) = call_json(app, "POST", "/api/v1/jobs", &spec).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["params"]["max_out_of_orderness"], 10, "{created}");
-    let answer = call_json(&app, "POST", "/api/v1/jobs", &spec).await;
+    let answer = call_json(app, "POST", "/api/v1/jobs", &spec).await;
     assert_error("duplicate", answer, &[409], Some("job_exists"), &["p"]);
-    let answer = call(&app, "POST", "/api/v1/jobs", "application/json", b"{".to_vec()).await;
+    let answer = call(app, "POST", "/api/v1/jobs", "application/json", b"{".to_vec()).await;
     assert_error("malformed spec", answer, &[400], None, &[]);
 
     let records =
         json!([event("x", 50, 1.0), event("x", 120, 2.0), {"key": "x"}, event("y", 130, 3.0), event("x", 60, 4.0)]);
-    let (status, report) = call_json(&app, "POST", "/api/v1/jobs/p/inputs/events", &records).await;
+    let (status, report) = call_json(app, "POST", "/api/v1/jobs/p/inputs/events", &records).await;
     assert_eq!(status, 200, "{report}");
     // W after ts 130 is 120: window [0, 100) is then final, so ts 60 is too late.
     assert_eq!(
@@ -1431,31 +1423,24 @@ async fn handlers_in_process() {
         json!({"accepted": 3, "late": 0, "too_late": 1, "rejected": [{"index": 2, "error": report["rejected"][0]["error"]}], "watermark": 120})
     );
     let (status, advanced) =
-        call_json(&app, "POST", "/api/v1/jobs/p/inputs/events/advance", &json!({"watermark": 300})).await;
+        call_json(app, "POST", "/api/v1/jobs/p/inputs/events/advance", &json!({"watermark": 300})).await;
     assert_eq!(status, 200, "{advanced}");
     assert_eq!(advanced["watermark"], 300);
     assert!(advanced["frontier"].as_u64().is_some_and(|f| f >= 300), "{advanced}");
-    let (status, read) = call(&app, "GET", "/api/v1/jobs/p/outputs/windows?key=x", "text/plain", Vec::new()).await;
+    let (status, read) = call(app, "GET", "/api/v1/jobs/p/outputs/windows?key=x", "text/plain", Vec::new()).await;
     assert_eq!(status, 200, "{read}");
     let expected = [Expected::of("x", 0, 100, &[1.0]), Expected::of("x", 100, 200, &[2.0])];
     assert_windows("in-process read", read["rows"].as_array().expect("rows"), &expected);
 
     let big = vec![b' '; 5000];
-    let answer = call(&app, "POST", "/api/v1/jobs/p/inputs/events", "application/json", big).await;
+    let answer = call(app, "POST", "/api/v1/jobs/p/inputs/events", "application/json", big).await;
     assert_error("over the limit", answer, &[413], Some("body_too_large"), &[]);
-    let answer = call(&app, "GET", "/api/v1/jobs/p/outputs/windows?limit=no", "text/plain", Vec::new()).await;
+    let answer = call(app, "GET", "/api/v1/jobs/p/outputs/windows?limit=no", "text/plain", Vec::new()).await;
     assert_error("bad limit", answer, &[400], Some("invalid_parameter"), &["limit"]);
-    assert_eq!(call(&app, "DELETE", "/api/v1/jobs/p", "text/plain", Vec::new()).await.0, 204);
-    assert_eq!(call(&app, "GET", "/api/v1/jobs", "text/plain", Vec::new()).await, (200, json!([])));
+    assert_eq!(call(app, "DELETE", "/api/v1/jobs/p", "text/plain", Vec::new()).await.0, 204);
+    assert_eq!(call(app, "GET", "/api/v1/jobs", "text/plain", Vec::new()).await, (200, json!([])));
 
-    let _ = stop.send(true);
-    // Stop the jobs and join the workers off the async threads, as `serve::start` does.
-    tokio::task::spawn_blocking(move || {
-        app.jobs.shutdown();
-        drop(app);
-    })
-    .await
-    .expect("shutdown");
+    server.stop().await;
 }
 
 /// API.md: "Errors are `{"error": {"code", "message"}}` with a fitting status" — also
@@ -1463,7 +1448,8 @@ async fn handlers_in_process() {
 /// method a route does not take).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_a_json_error() {
-    let (app, stop) = in_process_app(Limits::default());
+    let server = in_process_app(Limits::default());
+    let app = &server.app;
     let mut wrong = Vec::new();
     for (method, uri) in [
         ("GET", "/api/v1/jobs/%FF"),
@@ -1476,14 +1462,13 @@ async fn every_error_is_a_json_error() {
         ("GET", "/api/v1/jobs/j/inputs/events"),
         ("GET", "/no/such/route"),
     ] {
-        let (status, body) = call(&app, method, uri, "application/json", b"[]".to_vec()).await;
+        let (status, body) = call(app, method, uri, "application/json", b"[]".to_vec()).await;
         let shaped = body["error"]["code"].is_string() && body["error"]["message"].is_string();
         if !(400..500).contains(&status) || !shaped {
             wrong.push(format!("{method} {uri} -> {status} {body}"));
         }
     }
-    let _ = stop.send(true);
-    tokio::task::spawn_blocking(move || drop(app)).await.expect("shutdown");
+    server.stop().await;
     assert!(wrong.is_empty(), "errors that are not {{\"error\": {{\"code\", \"message\"}}}}:\n{}", wrong.join("\n"));
 }
 
@@ -1535,23 +1520,18 @@ impl tidemark::pipeline::Record for Line {
 /// A pipeline that cannot be built is a 422 for its job, and nothing else notices.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_fails_to_build_is_a_422_for_its_job_only() {
-    let (app, stop) = in_process_app_with(Limits::default(), crate::dataflows::registry().with(Unbuildable));
+    let server = InProcess::start(Limits::default(), Guard::default(), crate::dataflows::registry().with(Unbuildable));
+    let app = &server.app;
     let spec = window_job("fine", json!({"window": tumbling(100)}));
-    assert_eq!(call_json(&app, "POST", "/api/v1/jobs", &spec).await.0, 201);
+    assert_eq!(call_json(app, "POST", "/api/v1/jobs", &spec).await.0, 201);
     let broken = json!({"name": "broken", "dataflow": "unbuildable"});
-    let answer = call_json(&app, "POST", "/api/v1/jobs", &broken).await;
+    let answer = call_json(app, "POST", "/api/v1/jobs", &broken).await;
     assert_error("build fails", answer, &[422], Some("build_failed"), &["dedupe", "window size"]);
-    assert_eq!(call(&app, "GET", "/api/v1/jobs/broken", "application/json", Vec::new()).await.0, 404);
+    assert_eq!(call(app, "GET", "/api/v1/jobs/broken", "application/json", Vec::new()).await.0, 404);
     // The other job and the runtime go on.
-    let report = call_json(&app, "POST", "/api/v1/jobs/fine/inputs/events", &json!([event("x", 50, 1.0)])).await;
+    let report = call_json(app, "POST", "/api/v1/jobs/fine/inputs/events", &json!([event("x", 50, 1.0)])).await;
     assert_eq!(report.1["accepted"], 1, "{report:?}");
     let again = window_job("fine2", json!({"window": tumbling(100)}));
-    assert_eq!(call_json(&app, "POST", "/api/v1/jobs", &again).await.0, 201);
-    let _ = stop.send(true);
-    tokio::task::spawn_blocking(move || {
-        app.jobs.shutdown();
-        drop(app);
-    })
-    .await
-    .expect("shutdown");
+    assert_eq!(call_json(app, "POST", "/api/v1/jobs", &again).await.0, 201);
+    server.stop().await;
 }

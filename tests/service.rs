@@ -221,3 +221,34 @@ pub async fn spawn_binary_with(
     };
     (child, format!("http://{addr}"))
 }
+
+/// A server's handlers without a listener: an `App` on a runtime of its own, as
+/// `serve::start` builds one, for tests that drive `serve::router` in-process.
+pub struct InProcess {
+    pub app: std::sync::Arc<tidemark::serve::App>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl InProcess {
+    /// One worker, `registry`'s dataflows, `limits` and `guard`.
+    pub fn start(limits: Limits, guard: tidemark::serve::Guard, registry: tidemark::pipeline::Registry) -> InProcess {
+        let runtime = std::sync::Arc::new(tidemark::runtime::Runtime::start(1).expect("runtime"));
+        let jobs = tidemark::job::manager::JobManager::new(runtime, registry, None, JobSettings::default())
+            .expect("job manager");
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        InProcess { app: std::sync::Arc::new(tidemark::serve::App::new(jobs, limits, guard, shutdown)), stop }
+    }
+
+    /// Ends the streams, stops the jobs and joins the workers off the async threads, as
+    /// `serve::start` does.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let app = self.app;
+        tokio::task::spawn_blocking(move || {
+            app.jobs.shutdown();
+            drop(app);
+        })
+        .await
+        .expect("shutdown");
+    }
+}

@@ -14,6 +14,7 @@ mod http_api;
 mod jobs;
 mod kafka;
 mod kmeans_reference;
+mod layers;
 mod logreg_reference;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]

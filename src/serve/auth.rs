@@ -13,11 +13,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use axum::http::Method;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use super::stamp::{Stamp, stamp};
 
 /// What a token may do; each scope includes the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,21 +189,13 @@ fn hash(token: &str) -> [u8; 32] {
 #[derive(Debug)]
 pub struct TokenFile {
     path: PathBuf,
-    state: RwLock<(Arc<Tokens>, Option<Stamp>)>,
-}
-
-/// When a file was last changed, as far as its metadata tells.
-type Stamp = (SystemTime, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    state: RwLock<(Arc<Tokens>, Stamp)>,
 }
 
 impl TokenFile {
     /// Reads the tokens of `path`.
     pub fn load(path: &Path) -> Result<TokenFile, TokensError> {
-        let stamp = stamp(path);
+        let stamp = stamp(&[path]);
         let tokens = read(path)?;
         warn_if_readable_by_others(path);
         Ok(TokenFile { path: path.to_path_buf(), state: RwLock::new((Arc::new(tokens), stamp)) })
@@ -216,7 +209,7 @@ impl TokenFile {
     /// Reads the file again if it changed since the last read. A file that cannot be
     /// used revokes every token (it is logged); it may have been edited to revoke one.
     pub fn refresh(&self) {
-        let now = stamp(&self.path);
+        let now = stamp(&[&self.path]);
         if now == self.state.read().expect("tokens lock").1 {
             return;
         }

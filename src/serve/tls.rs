@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -15,6 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+
+use super::stamp::{Stamp, stamp};
 
 /// The certificate chain and private key files of a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,14 +52,11 @@ pub enum TlsError {
 pub struct Certificates {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
-    state: RwLock<(Arc<CertifiedKey>, Stamps)>,
+    state: RwLock<(Arc<CertifiedKey>, Stamp)>,
 }
 
-type Stamps = [Option<SystemTime>; 2];
-
-fn stamps(files: &TlsFiles) -> Stamps {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    [modified(&files.cert), modified(&files.key)]
+fn stamps(files: &TlsFiles) -> Stamp {
+    stamp(&[&files.cert, &files.key])
 }
 
 impl Certificates {

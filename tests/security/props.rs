@@ -13,12 +13,11 @@ use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
-use tidemark::job::manager::{JobManager, JobSettings};
 use tidemark::job::spec::Origin;
-use tidemark::runtime::Runtime;
 use tidemark::serve::{App, Guard, Limits, Security};
-use tokio::sync::watch;
 use tower::ServiceExt;
+
+use crate::service::InProcess;
 
 use super::{ADMIN, READ, WRITE, tokens_file, window_job};
 
@@ -155,9 +154,7 @@ fn uris() -> impl Strategy<Value = String> {
 
 /// A server's `App` with every defence on, and a job `j` fed over HTTP; the tokens
 /// file lives in `dir`. Must run within a tokio runtime.
-fn app(dir: &std::path::Path) -> (Arc<App>, watch::Sender<bool>) {
-    let runtime = Arc::new(Runtime::start(1).expect("runtime"));
-    let jobs = JobManager::new(runtime, crate::dataflows::registry(), None, JobSettings::default()).expect("jobs");
+fn app(dir: &std::path::Path) -> InProcess {
     let limits = Limits {
         max_body: 1 << 20,
         as_of_timeout: Duration::from_millis(20),
@@ -171,11 +168,10 @@ fn app(dir: &std::path::Path) -> (Arc<App>, watch::Sender<bool>) {
         ..Security::default()
     };
     let guard = Guard::new(&security, "127.0.0.1:8080".parse().expect("addr"), &limits).expect("guard");
-    let (stop, shutdown) = watch::channel(false);
-    let app = Arc::new(App::new(jobs, limits, guard, shutdown));
+    let server = InProcess::start(limits, guard, crate::dataflows::registry());
     let spec = serde_json::from_value(window_job("j")).expect("spec");
-    app.jobs.create(spec, Origin::Operator).expect("job j");
-    (app, stop)
+    server.app.jobs.create(spec, Origin::Operator).expect("job j");
+    server
 }
 
 /// Sends one request through the router; an error if it was answered 5xx (beyond the
@@ -214,10 +210,11 @@ async fn check(
 fn random_requests_never_get_a_5xx_or_a_panic() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let dir = tempfile::tempdir().expect("temp dir");
-    let (app, stop) = {
+    let server = {
         let _entered = runtime.enter();
         app(dir.path())
     };
+    let app = server.app.clone();
     let method = prop_oneof![
         4 => Just("GET".to_string()),
         4 => Just("POST".to_string()),
@@ -232,9 +229,8 @@ fn random_requests_never_get_a_5xx_or_a_panic() {
         *statuses.lock().expect("statuses").entry(status).or_default() += 1;
         Ok(())
     });
-    let _ = stop.send(true);
-    // Stop the jobs and join the workers, as `serve::start` does.
-    runtime.block_on(runtime.spawn_blocking(move || app.jobs.shutdown())).expect("shutdown");
+    drop(app);
+    runtime.block_on(server.stop());
     if let Err(error) = result {
         panic!("{error}");
     }
