@@ -5,7 +5,6 @@
 //! - [`format`](mod@format): splitting request bodies and files into records (JSON arrays, NDJSON).
 
 pub mod format;
-pub mod generator;
 pub mod router;
 
 pub use router::{IngestReport, InputClock, LaneState, Rejected};

@@ -1,7 +1,8 @@
 //! Jobs: a dataflow with parameters, running on the runtime, fed through routers.
 //!
 //! - [`spec`]: job specs as users write them, and their validation.
-//! - [`manager`]: the jobs of a server: persisted, restored, driven, deleted.
+//! - [`managed`]: a job of the server with its sources and sinks: started, failed, stopped.
+//! - [`manager`]: the jobs of a server: created, persisted, restored, deleted.
 //! - [`file_root`]: the directory below which file sources read (`--file-root`).
 //! - [`params`]: a job's parameters, its dataflow's and its own (`idle_timeout_ms`).
 //!
@@ -12,6 +13,7 @@
 //! input.
 
 pub mod file_root;
+pub mod managed;
 pub mod manager;
 pub mod params;
 pub mod spec;

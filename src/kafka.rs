@@ -1,12 +1,13 @@
-//! Kafka: topics as job inputs (sources) and as destinations of outputs (sinks).
+//! Kafka: the specs of topics as job inputs and as destinations of outputs, their
+//! validation, librdkafka clients as tidemark configures them, and their errors.
 //!
-//! - [`source`]: reads a topic into an input, each partition a lane of the input's
-//!   router (its own watermark; the input's is the least of the partitions that are
-//!   not idle), from starting offsets fixed when the job is created, so that a
-//!   restarted job replays exactly what it had read.
-//! - [`sink`]: writes an output's changes and progress to a topic, exactly once in
-//!   accumulation: on start it reads back what the topic holds and writes only the
-//!   difference to the output's content, then streams.
+//! - [`crate::source::kafka`] reads a topic into an input, each partition a lane of the
+//!   input's router (its own watermark; the input's is the least of the partitions
+//!   that are not idle), from starting offsets fixed when the job is created, so that
+//!   a restarted job replays exactly what it had read.
+//! - [`crate::sink::kafka`] writes an output's changes and progress to a topic, exactly
+//!   once in accumulation: on start it reads back what the topic holds and writes only
+//!   the difference to the output's content, then streams.
 //!
 //! Both run on threads of their own with librdkafka (`rdkafka`, bundled), never on
 //! timely workers or on the HTTP runtime. Specs:
@@ -20,19 +21,19 @@
 //! tunes either; the properties tidemark relies on (group, offsets, idempotence) are
 //! its own and cannot be set.
 
-mod client;
+pub(crate) mod client;
 mod error;
-pub mod sink;
-pub mod source;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use client::is_local_property;
-pub use error::{ClientError, FeedError};
-pub use sink::{Sink, SinkStatus};
-pub use source::{Feed, Offsets, PartitionStatus, Source, SourceStatus};
+pub use error::{ClientError, CreateFailure};
+
+/// The first offset to read of each partition; partitions not listed are read from
+/// their beginning.
+pub type Offsets = BTreeMap<i32, i64>;
 
 /// A Kafka source as a job spec gives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,8 +13,12 @@
 //! - [`pipeline`]: the API pipeline authors see (streams, windows, joins, top-k).
 //! - [`runtime`]: timely workers, typed commands, output sinks.
 //! - [`ingest`]: record framing, parsing, the event-time router, dead letters.
-//! - [`job`]: a dataflow with parameters running on the runtime, fed by routers.
-//! - [`kafka`]: Kafka sources and exactly-once sinks (librdkafka threads).
+//! - [`source`]: where inputs' records come from (HTTP, files, the demo generator,
+//!   Kafka), behind one trait, each with a position it can start again from.
+//! - [`sink`]: where outputs go beyond HTTP (Kafka, exactly once in accumulation).
+//! - [`kafka`]: Kafka specs, librdkafka clients and their errors.
+//! - [`job`]: a dataflow with parameters running on the runtime, fed by routers; the
+//!   jobs of a server, their sources and sinks, persisted and restored.
 //! - [`replay`]: `tidemark run`, replaying files through a job.
 //! - [`serve`]: the HTTP service (axum) and its defences (tokens, TLS, limits), which
 //!   never touches timely types.
@@ -31,3 +35,5 @@ pub mod pipeline;
 pub mod replay;
 pub mod runtime;
 pub mod serve;
+pub mod sink;
+pub mod source;

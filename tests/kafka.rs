@@ -454,6 +454,83 @@ async fn three_partitions_out_of_order_match_a_reference() {
     server.stop().await;
 }
 
+/// A Kafka source's position is the next offset of each partition whose records are
+/// all applied: after the job caught up, the end of every partition; a source started
+/// again from it reads nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_position_is_the_next_offset_of_every_partition() {
+    use tidemark::job::spec::Origin;
+    use tidemark::serve::{Guard, Limits};
+    use tidemark::source::Position;
+
+    let Some(kafka) = broker() else { return };
+    let topic = unique("position");
+    kafka.create_topic(&topic, 2).await;
+    let mut messages: Vec<(i32, Option<String>)> =
+        events(5, 2, 300, 0).into_iter().map(|(p, t)| (p, Some(t))).collect();
+    messages.push((1, Some("not json".into())));
+    kafka.produce(&topic, &messages);
+    let produced = |p: i32| messages.iter().filter(|(q, _)| *q == p).count() as i64;
+    let expected = Position::Kafka { offsets: BTreeMap::from([(0, produced(0)), (1, produced(1))]) };
+
+    let server = crate::service::InProcess::start(Limits::default(), Guard::default(), crate::dataflows::registry());
+    let spec = serde_json::from_value(job_spec("pos", &kafka.brokers, &topic, None)).expect("spec");
+    let jobs = server.app.clone();
+    let job = tokio::task::spawn_blocking(move || jobs.jobs.create(spec, Origin::Operator))
+        .await
+        .expect("create")
+        .expect("job");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job.position(0).as_ref() != Some(&expected) {
+        assert!(Instant::now() < deadline, "position {:?}, expected {expected:?}", job.position(0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job.job.input_stats(0).accepted + job.job.input_stats(0).rejected, messages.len() as u64);
+    drop(job);
+    server.stop().await;
+
+    // Started again from there, the source reads only what came after.
+    let feed = std::sync::Arc::new(Counted::default());
+    let source_spec = tidemark::source::SourceSpec::Kafka(tidemark::kafka::SourceSpec {
+        brokers: kafka.brokers.clone(),
+        topic: topic.clone(),
+        start: tidemark::kafka::StartAt::Earliest,
+        config: BTreeMap::new(),
+    });
+    let source = source_spec.start("again", feed.clone(), Some(expected)).expect("a kafka source");
+    kafka.produce(&topic, &[(0, Some(r#"{"key":"k","ts":1,"value":1}"#.into()))]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while feed.records.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the new record was not read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::spawn_blocking(move || source.stop()).await.expect("stop");
+    assert_eq!(feed.records.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A feed that counts the records it is given.
+#[derive(Default)]
+struct Counted {
+    records: std::sync::atomic::AtomicUsize,
+}
+
+impl tidemark::source::Feed for Counted {
+    fn records(&self, records: &[&[u8]]) -> Result<tidemark::ingest::IngestReport, tidemark::source::FeedError> {
+        self.records.fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(Default::default())
+    }
+    fn partitions(&self, _partitions: usize) {}
+    fn partition_records(&self, _partition: usize, records: &[&[u8]]) -> Result<(), tidemark::source::FeedError> {
+        self.records(records).map(|_| ())
+    }
+    fn flush(&self) -> Result<(), tidemark::source::FeedError> {
+        Ok(())
+    }
+    fn fail(&self, error: &dyn std::fmt::Display) {
+        panic!("the source failed: {error}");
+    }
+}
+
 /// `start: latest` reads only what is written after the job was created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_latest_skips_what_the_topic_held() {

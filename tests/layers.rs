@@ -1,6 +1,7 @@
 //! The crate's layering, read from its sources (ARCHITECTURE.md, "Layers"): what each
 //! top-level module of `src/` may import, that no two sibling modules import each
-//! other, and that `serve` never names timely or differential dataflow.
+//! other, that `serve` never names timely or differential dataflow, and that no file
+//! of `src/` is over 500 lines or returns its errors as strings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,10 +13,12 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("runtime", &["pipeline"]),
     ("ingest", &["pipeline"]),
     ("kafka", &["pipeline", "runtime"]),
-    ("job", &["pipeline", "runtime", "ingest", "kafka"]),
+    ("source", &["pipeline", "ingest", "kafka"]),
+    ("sink", &["pipeline", "runtime", "kafka"]),
+    ("job", &["pipeline", "runtime", "ingest", "kafka", "source", "sink"]),
     ("config", &["job"]),
     ("replay", &["pipeline", "runtime", "ingest", "job"]),
-    ("serve", &["pipeline", "runtime", "ingest", "kafka", "job"]),
+    ("serve", &["pipeline", "runtime", "ingest", "kafka", "source", "sink", "job"]),
 ];
 
 /// Every `.rs` file under `src/`, by its module path (`["job", "manager"]`).
@@ -168,4 +171,47 @@ fn the_pipeline_api_is_the_ground_floor() {
         named,
         vec![vec!["runtime".to_string(), "Runtime".to_string()], vec!["runtime".to_string(), "worker".to_string()]]
     );
+}
+
+/// The error type of every `Result<T, E>` a source text names, as written.
+fn result_errors(code: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("Result<") {
+        rest = &rest[at + "Result<".len()..];
+        let (mut depth, mut comma) = (0usize, None);
+        for (i, c) in rest.char_indices() {
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                ',' if depth == 0 && comma.is_none() => comma = Some(i),
+                '>' | ')' | ']' if depth > 0 => depth -= 1,
+                '>' => {
+                    if let Some(comma) = comma {
+                        errors.push(rest[comma + 1..i].trim().to_string());
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    errors
+}
+
+#[test]
+fn errors_are_typed_and_files_are_short() {
+    assert_eq!(result_errors("fn f() -> Result<Vec<(u8, String)>, String> {}"), ["String"]);
+    assert_eq!(result_errors("Result<BTreeMap<String, String>, D::Error>"), ["D::Error"]);
+    let mut wrong = Vec::new();
+    for (module, source) in modules() {
+        let file = format!("src/{}.rs", module.join("/"));
+        if result_errors(&code(&source)).iter().any(|e| e == "String") {
+            wrong.push(format!("{file} returns errors as strings"));
+        }
+        let lines = source.lines().count();
+        if lines > 500 {
+            wrong.push(format!("{file} has {lines} lines (at most 500)"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

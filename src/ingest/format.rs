@@ -39,6 +39,11 @@ impl Chunk {
         self.lines.iter().map(|&(s, e)| trim_line(&self.bytes[s..e])).filter(|l| !l.is_empty())
     }
 
+    /// How many bytes of the stream the chunk holds (line ends included).
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Whether the chunk holds no lines at all.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()

@@ -8,34 +8,24 @@
 //! `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them on),
 //! and so rebuilds the results of an uninterrupted run.
 //!
-//! Kafka sources and sinks run on threads of their own ([`crate::kafka`]). Stopping a
-//! job stops its sinks first (so that they write nothing of the job's shutdown), then
-//! its sources, then its dataflow.
-//!
-//! A job with generator or file sources, or with an idle timeout, has a driver task:
-//! every 100 ms it feeds the generator's records and lets idle inputs follow the wall
-//! clock ([`RunningJob::tick`]). File sources are read once, when the job starts.
+//! A job's life once started — its sources, sinks, failure and stop — is
+//! [`ManagedJob`]'s ([`super::managed`]); this module creates, persists, restores and
+//! deletes jobs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde::Serialize;
-use tokio::task::JoinHandle;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use super::file_root::FileRoot;
-use super::spec::{self, JobSpec, Origin, Policy, Source, SpecError, ValidSpec};
+use super::managed::{self, ManagedJob};
+use super::spec::{self, JobSpec, Origin, Policy, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
-use crate::ingest::format::{Chunk, NdjsonChunks};
-use crate::ingest::generator::Generator;
 use crate::kafka::{self, Offsets};
 use crate::pipeline::{Registry, Time, TimeMode};
 use crate::runtime::{Keep, Runtime};
-
-/// How often drivers feed generators and advance idle inputs.
-const DRIVER_PERIOD: Duration = Duration::from_millis(100);
+use crate::source::{Position, SourceSpec};
 /// How long creating a job waits for Kafka brokers to tell its starting offsets.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,74 +50,6 @@ pub const MAX_JOBS: usize = 256;
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings { history: 100_000, dead_letter_retention: Some(3_600_000), file_root: None, max_jobs: MAX_JOBS }
-    }
-}
-
-/// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Accepting input and keeping its outputs up to date.
-    Running,
-    /// A source or the runtime failed; its outputs keep their last content.
-    Failed,
-}
-
-/// A job of the server.
-pub struct ManagedJob {
-    /// The spec it was created from.
-    pub spec: JobSpec,
-    /// A source per declared input.
-    pub sources: Vec<Source>,
-    /// The running dataflow.
-    pub job: RunningJob,
-    status: Mutex<(JobState, Option<String>)>,
-    driver: Mutex<Option<JoinHandle<()>>>,
-    /// Kafka sinks, by output index.
-    sink_specs: Vec<(usize, kafka::SinkSpec)>,
-    kafka_sources: Mutex<Vec<(usize, kafka::Source)>>,
-    kafka_sinks: Mutex<Vec<(usize, kafka::Sink)>>,
-}
-
-impl ManagedJob {
-    /// Its state, and the error that made it fail.
-    pub fn state(&self) -> (JobState, Option<String>) {
-        self.status.lock().expect("status lock").clone()
-    }
-
-    /// Where the Kafka source of input `input` stands, if it has one.
-    pub fn kafka_source(&self, input: usize) -> Option<kafka::SourceStatus> {
-        let sources = self.kafka_sources.lock().expect("sources lock");
-        sources.iter().find(|(i, _)| *i == input).map(|(_, s)| s.status())
-    }
-
-    /// Where the Kafka sink of output `output` stands, if it has one.
-    pub fn kafka_sink(&self, output: usize) -> Option<kafka::SinkStatus> {
-        let sinks = self.kafka_sinks.lock().expect("sinks lock");
-        sinks.iter().find(|(o, _)| *o == output).map(|(_, s)| s.status())
-    }
-
-    fn fail(&self, error: impl std::fmt::Display) {
-        let mut status = self.status.lock().expect("status lock");
-        if status.0 != JobState::Failed {
-            tracing::error!(job = %self.spec.name, %error, "job failed");
-            *status = (JobState::Failed, Some(error.to_string()));
-        }
-    }
-
-    /// Stops sinks, sources, driver and dataflow, in that order; blocks while the
-    /// Kafka threads finish.
-    fn stop(&self) {
-        for (_, mut sink) in std::mem::take(&mut *self.kafka_sinks.lock().expect("sinks lock")) {
-            sink.stop();
-        }
-        for (_, mut source) in std::mem::take(&mut *self.kafka_sources.lock().expect("sources lock")) {
-            source.stop();
-        }
-        if let Some(driver) = self.driver.lock().expect("driver lock").take() {
-            driver.abort();
-        }
-        self.job.stop();
     }
 }
 
@@ -254,9 +176,9 @@ impl JobManager {
         self.check_room(origin)?;
         let mut offsets = BTreeMap::new();
         for (i, source) in valid.sources.iter().enumerate() {
-            if let Source::Kafka(kafka) = source {
+            if let SourceSpec::Kafka(kafka) = source {
                 let input = valid.dataflow.description().inputs[i].name.clone();
-                let resolved = kafka::source::resolve(kafka, KAFKA_TIMEOUT)
+                let resolved = crate::source::kafka::resolve(kafka, KAFKA_TIMEOUT)
                     .map_err(|source| CreateError::Kafka { input: input.clone(), source: Box::new(source) })?;
                 offsets.insert(input, resolved);
             }
@@ -292,16 +214,7 @@ impl JobManager {
         };
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let job = RunningJob::start(self.runtime.clone(), id, &name, &valid.dataflow, valid.params, &options)?;
-        let managed = Arc::new(ManagedJob {
-            spec: valid.spec,
-            sources: valid.sources,
-            job,
-            status: Mutex::new((JobState::Running, None)),
-            driver: Mutex::new(None),
-            sink_specs: valid.sinks,
-            kafka_sources: Mutex::new(Vec::new()),
-            kafka_sinks: Mutex::new(Vec::new()),
-        });
+        let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job));
         if let (Some(dir), true) = (&self.data_dir, persist) {
             let written = write_atomically(&state_path(dir, &name), &state)
                 .and_then(|()| write_atomically(&spec_path(dir, &name), &managed.spec));
@@ -310,7 +223,12 @@ impl JobManager {
                 CreateError::Persist(e)
             })?;
         }
-        start_sources(&managed, state, self.data_dir.clone());
+        let mut offsets = state.offsets;
+        let data_dir = self.data_dir.clone();
+        managed.start(
+            |input| offsets.remove(input).map(|offsets| Position::Kafka { offsets }),
+            |input| keep_offsets(data_dir.clone(), &name, input),
+        );
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
         tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
         Ok(managed)
@@ -402,161 +320,16 @@ fn write_atomically(path: &Path, value: &impl serde::Serialize) -> std::io::Resu
 static STATE_WRITES: Mutex<()> = Mutex::new(());
 
 /// Keeps offsets a restored job's source fixed after the fact.
-fn keep_offsets(dir: Option<PathBuf>, job: &str, input: &str) -> Box<dyn FnOnce(&Offsets) + Send> {
+fn keep_offsets(dir: Option<PathBuf>, job: &str, input: &str) -> managed::Keep {
     let (job, input) = (job.to_string(), input.to_string());
-    Box::new(move |offsets: &Offsets| {
-        let Some(dir) = dir else { return };
+    Box::new(move |position: &Position| {
+        let (Some(dir), Position::Kafka { offsets }) = (&dir, position) else { return };
         let _writing = STATE_WRITES.lock().expect("state lock");
-        let path = state_path(&dir, &job);
+        let path = state_path(dir, &job);
         let mut state = read_state(&path);
-        state.offsets.insert(input, offsets.clone());
+        state.offsets.insert(input.clone(), offsets.clone());
         if let Err(error) = write_atomically(&path, &state) {
             tracing::error!(%job, %error, "cannot keep the starting offsets");
         }
     })
-}
-
-/// Feeds a Kafka source's records to one input of a job.
-struct InputFeed {
-    job: Weak<ManagedJob>,
-    input: usize,
-}
-
-impl InputFeed {
-    fn job(&self) -> Result<Arc<ManagedJob>, kafka::FeedError> {
-        self.job.upgrade().ok_or(kafka::FeedError::Gone)
-    }
-
-    fn failed(&self, job: &ManagedJob, error: JobError) -> kafka::FeedError {
-        job.fail(format_args!("input `{}`: {error}", job.job.inputs()[self.input].name));
-        kafka::FeedError::Job(Box::new(error))
-    }
-}
-
-impl kafka::Feed for InputFeed {
-    fn partitions(&self, partitions: usize) {
-        if let Ok(job) = self.job() {
-            job.job.add_lanes(self.input, partitions);
-        }
-    }
-
-    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), kafka::FeedError> {
-        let job = self.job()?;
-        match job.job.ingest_lane(self.input, partition, records.iter().copied(), false) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(self.failed(&job, error)),
-        }
-    }
-
-    fn flush(&self) -> Result<(), kafka::FeedError> {
-        let job = self.job()?;
-        match job.job.advance(self.input, 0) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(self.failed(&job, error)),
-        }
-    }
-}
-
-/// Starts Kafka sinks and sources, reads file sources and starts the driver of
-/// generators and idle inputs.
-fn start_sources(job: &Arc<ManagedJob>, mut state: State, data_dir: Option<PathBuf>) {
-    let name = &job.spec.name;
-    for (output, spec) in &job.sink_specs {
-        let port = &job.job.outputs()[*output];
-        let sink =
-            kafka::Sink::start(format!("{name}.{}", port.name), spec.clone(), port.rows.clone(), port.key.clone());
-        job.kafka_sinks.lock().expect("sinks lock").push((*output, sink));
-    }
-    for (input, source) in job.sources.iter().enumerate() {
-        let input_name = &job.job.inputs()[input].name;
-        match source {
-            Source::File { path } => {
-                let (job, path) = (job.clone(), path.clone());
-                tokio::task::spawn_blocking(move || {
-                    if let Err(error) = read_file(&job.job, input, &path) {
-                        job.fail(format_args!("input `{}`: {error}", job.job.inputs()[input].name));
-                    }
-                });
-            }
-            Source::Kafka(spec) => {
-                let feed = Arc::new(InputFeed { job: Arc::downgrade(job), input });
-                let offsets = state.offsets.remove(input_name);
-                let keep = keep_offsets(data_dir.clone(), name, input_name);
-                let source = kafka::Source::start(format!("{name}.{input_name}"), spec.clone(), offsets, feed, keep);
-                job.kafka_sources.lock().expect("sources lock").push((input, source));
-            }
-            Source::Http | Source::Generator(_) => {}
-        }
-    }
-    let generated: Vec<_> = job
-        .sources
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| match s {
-            Source::Generator(spec) => Some((i, spec.clone())),
-            _ => None,
-        })
-        .collect();
-    let generator = (!generated.is_empty()).then(|| Generator::new(generated));
-    if generator.is_none() && job.job.params().idle_timeout.is_none() {
-        return;
-    }
-    let handle = tokio::spawn(drive(job.clone(), generator));
-    *job.driver.lock().expect("driver lock") = Some(handle);
-}
-
-/// Replays an NDJSON file into an input.
-fn read_file(job: &RunningJob, input: usize, path: &Path) -> Result<(), FileSourceError> {
-    let unreadable = |source| FileSourceError::Read { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut chunks = NdjsonChunks::new(std::io::BufReader::new(file));
-    let mut chunk = Chunk::default();
-    loop {
-        chunks.next_into(&mut chunk, 4096).map_err(unreadable)?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        job.ingest(input, chunk.records())?;
-    }
-}
-
-/// A file source stopped before the end of its file.
-#[derive(Debug, thiserror::Error)]
-enum FileSourceError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error(transparent)]
-    Job(#[from] JobError),
-}
-
-/// Feeds the generator and advances idle inputs, every [`DRIVER_PERIOD`].
-async fn drive(job: Arc<ManagedJob>, mut generator: Option<Generator>) {
-    let mut ticks = tokio::time::interval(DRIVER_PERIOD);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let step = {
-            let job = job.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Some(generator) = generator.as_mut() {
-                    for (input, records) in generator.tick(now_ms()) {
-                        job.job.ingest(input, records.iter().map(|r| r.as_bytes()))?;
-                    }
-                }
-                job.job.tick(Instant::now())?;
-                Ok::<_, JobError>(generator)
-            })
-        };
-        match step.await {
-            Ok(Ok(next)) => generator = next,
-            Ok(Err(error)) => return job.fail(error),
-            Err(error) if error.is_cancelled() => return,
-            Err(error) => return job.fail(error),
-        }
-    }
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

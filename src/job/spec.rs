@@ -22,9 +22,10 @@ use serde_json::{Map, Value};
 
 use super::file_root::FileRoot;
 use super::params::JobParams;
-use crate::ingest::generator::GeneratorSpec;
 use crate::kafka;
 use crate::pipeline::{Dataflow, Registry};
+use crate::sink::SinkSpec;
+use crate::source::{GeneratorSpec, SourceSpec};
 
 /// A job as submitted: a name, a dataflow, its parameters, and a source per input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,22 +45,6 @@ pub struct JobSpec {
     /// output left out is only served over HTTP.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Value>,
-}
-
-/// Where an input's records come from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    /// Posted to `/api/v1/jobs/{job}/inputs/{input}`.
-    Http,
-    /// Read once from an NDJSON file when the job starts.
-    File {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The built-in demo generator.
-    Generator(GeneratorSpec),
-    /// A Kafka topic.
-    Kafka(kafka::SourceSpec),
 }
 
 /// Who wrote a spec.
@@ -117,9 +102,9 @@ pub struct ValidSpec {
     /// Its decoded parameters.
     pub params: JobParams,
     /// A source per declared input, in declaration order.
-    pub sources: Vec<Source>,
-    /// Kafka sinks, by output index.
-    pub sinks: Vec<(usize, kafka::SinkSpec)>,
+    pub sources: Vec<SourceSpec>,
+    /// Sinks, by output index.
+    pub sinks: Vec<(usize, SinkSpec)>,
 }
 
 /// Parses a spec from a request body (400 errors name the field).
@@ -158,7 +143,7 @@ pub fn validate(spec: JobSpec, registry: &Registry, policy: &Policy) -> Result<V
     let sources = declared
         .iter()
         .map(|d| match spec.inputs.get(&d.name) {
-            None => Ok(Source::Http),
+            None => Ok(SourceSpec::Http),
             Some(source) => source_of(&format!("inputs.{}", d.name), source, policy),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -189,7 +174,7 @@ fn check_name(name: &str) -> Result<(), SpecError> {
 }
 
 /// The source an input spec describes.
-fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecError> {
+fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<SourceSpec, SpecError> {
     let Some(object) = spec.as_object() else {
         return Err(SpecError::new(field, "invalid_source", "must be an object like {\"source\": \"http\"}", true));
     };
@@ -201,7 +186,7 @@ fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecE
             if let Some(extra) = rest.keys().next() {
                 return Err(SpecError::new(sub(extra), "invalid_source", "http sources take no options", true));
             }
-            Ok(Source::Http)
+            Ok(SourceSpec::Http)
         }
         Some("file") => {
             #[derive(Deserialize)]
@@ -220,18 +205,18 @@ fn source_of(field: &str, spec: &Value, policy: &Policy) -> Result<Source, SpecE
             })?;
             let path = readable_file(&file.path, policy)
                 .map_err(|message| SpecError::new(sub("path"), "invalid_source", message.to_string(), false))?;
-            Ok(Source::File { path })
+            Ok(SourceSpec::File { path })
         }
         Some("generator") => {
             let generator: GeneratorSpec = decode(field, rest)?;
             generator.validate().map_err(|e| SpecError::new(field, "invalid_source", e.to_string(), false))?;
-            Ok(Source::Generator(generator))
+            Ok(SourceSpec::Generator(generator))
         }
         Some("kafka") => {
             let kafka: kafka::SourceSpec = decode(field, rest)?;
             check_properties(field, "invalid_source", &kafka.config, policy)?;
             kafka.validate().map_err(|e| SpecError::new(sub(&e.field), "invalid_source", e.message, false))?;
-            Ok(Source::Kafka(kafka))
+            Ok(SourceSpec::Kafka(kafka))
         }
         Some(other) => {
             let message = format!("unknown source `{other}` (known: http, file, generator, kafka)");
@@ -290,7 +275,7 @@ fn check_properties(
 }
 
 /// The sink an output spec describes.
-fn sink_of(field: &str, spec: &Value, policy: &Policy) -> Result<kafka::SinkSpec, SpecError> {
+fn sink_of(field: &str, spec: &Value, policy: &Policy) -> Result<SinkSpec, SpecError> {
     let Some(object) = spec.as_object() else {
         return Err(SpecError::new(field, "invalid_sink", "must be an object like {\"sink\": \"kafka\", ...}", true));
     };
@@ -303,7 +288,7 @@ fn sink_of(field: &str, spec: &Value, policy: &Policy) -> Result<kafka::SinkSpec
             kafka
                 .validate()
                 .map_err(|e| SpecError::new(format!("{field}.{}", e.field), "invalid_sink", e.message, false))?;
-            Ok(kafka)
+            Ok(SinkSpec::Kafka(kafka))
         }
         Some(other) => Err(SpecError::new(
             format!("{field}.sink"),
@@ -373,7 +358,7 @@ mod tests {
         let missing = serde_json::json!({"source": "file", "path": "/nonexistent"});
         let e = source_of("inputs.x", &missing, operator).unwrap_err();
         assert_eq!((e.field.as_str(), e.malformed), ("inputs.x.path", false));
-        assert_eq!(source_of("inputs.x", &serde_json::json!({"source": "http"}), operator), Ok(Source::Http));
+        assert_eq!(source_of("inputs.x", &serde_json::json!({"source": "http"}), operator), Ok(SourceSpec::Http));
         let e = validate(parse(br#"{"name":"a","dataflow":"nope"}"#).unwrap(), &registry(), operator).unwrap_err();
         assert_eq!(e.code, "unknown_dataflow");
     }
@@ -392,11 +377,11 @@ mod tests {
         assert_eq!((e.field.as_str(), e.code, e.malformed), ("inputs.x.path", "invalid_source", false));
         assert!(e.message.contains("--file-root"), "{e}");
         let anywhere = source_of("inputs.x", &file(outside.path()), &Policy::OPERATOR).expect("operator");
-        assert_eq!(anywhere, Source::File { path: outside.path().to_path_buf() });
+        assert_eq!(anywhere, SourceSpec::File { path: outside.path().to_path_buf() });
         let e = source_of("inputs.x", &file(outside.path()), &rooted).unwrap_err();
         assert_eq!(e.field, "inputs.x.path");
         let inside = source_of("inputs.x", &file(std::path::Path::new("in.ndjson")), &rooted).expect("inside");
-        assert_eq!(inside, Source::File { path: root.dir().join("in.ndjson") });
+        assert_eq!(inside, SourceSpec::File { path: root.dir().join("in.ndjson") });
         // With a root, the configuration file is confined too.
         let operator_rooted = Policy { origin: Origin::Operator, file_root: Some(&root) };
         assert!(source_of("inputs.x", &file(outside.path()), &operator_rooted).is_err());

@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// Properties tidemark sets itself: sources keep their own offsets and never join a
 /// consumer group; sinks rely on an idempotent producer.
@@ -246,5 +247,21 @@ impl ProducerContext for Context {
                 self.trouble(format!("delivery failed: {error}"));
             }
         }
+    }
+}
+
+/// The partitions of `topic` (none if it does not exist).
+pub(crate) fn partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, super::ClientError> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(super::ClientError::Unreachable)?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(Vec::new()) };
+    match found.error() {
+        None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(Vec::new()),
+        Some(e) => Err(super::ClientError::Topic { topic: topic.to_string(), code: RDKafkaErrorCode::from(e) }),
     }
 }

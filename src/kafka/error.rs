@@ -45,9 +45,6 @@ pub enum ClientError {
     /// The output a sink writes is not served (a broken invariant of the job).
     #[error("the output cannot be read: {0}")]
     Output(#[from] crate::runtime::Unanswerable),
-    /// The source's records could not be fed to the job.
-    #[error(transparent)]
-    Feed(#[from] FeedError),
     /// A thread of the client could not start.
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
@@ -65,15 +62,4 @@ pub enum CreateFailure {
     /// The broker refused.
     #[error("{0}")]
     Refused(rdkafka::types::RDKafkaErrorCode),
-}
-
-/// A source's records could not go to its job.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    /// The job was deleted.
-    #[error("the job is gone")]
-    Gone,
-    /// The job could not take them (it failed; the job says why).
-    #[error("{0}")]
-    Job(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::ingest::IngestReport;
 use crate::ingest::format::{json_array_records, ndjson_records};
-use crate::job::manager::{JobState, ManagedJob};
-use crate::job::spec::Source;
+use crate::job::managed::{JobState, ManagedJob};
 use crate::pipeline::MAX_TS;
+use crate::source::http::HttpSource;
+use crate::source::{FeedError, SourceSpec};
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -28,7 +30,7 @@ pub(super) fn routes() -> axum::Router<AppState> {
 fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>, usize), ApiError> {
     let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found("job", job))?;
     let index = managed.job.input_index(input).ok_or_else(|| ApiError::not_found("input", input))?;
-    if managed.sources[index] != Source::Http {
+    if managed.sources[index] != SourceSpec::Http {
         let message = format!("input `{input}` is not fed over HTTP (see the job's sources)");
         return Err(ApiError::new(StatusCode::CONFLICT, "input_not_http", message));
     }
@@ -37,6 +39,16 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
         return Err(ApiError::new(StatusCode::CONFLICT, "job_failed", message));
     }
     Ok((managed, index))
+}
+
+/// Feeds `records` to the HTTP source of input `index` of `job`.
+fn feed_http(job: &ManagedJob, index: usize, records: &[&[u8]]) -> Result<IngestReport, ApiError> {
+    let source = job.source(index).ok_or_else(|| ApiError::not_found("job", &job.spec.name))?;
+    let http: &HttpSource = source.as_http().ok_or_else(|| ApiError::not_found("job", &job.spec.name))?;
+    http.post(records).map_err(|error| match error {
+        FeedError::Gone => ApiError::not_found("job", &job.spec.name),
+        FeedError::Job(error) => ApiError::unavailable(error),
+    })
 }
 
 /// Feeds records, in order: a JSON array, or NDJSON with `Content-Type:
@@ -65,7 +77,7 @@ async fn ingest(
                 ApiError::bad_request("invalid_json", message)
             })?
         };
-        managed.job.ingest(index, records).map_err(ApiError::from)
+        feed_http(&managed, index, &records)
     })
     .await
     .map_err(ApiError::unavailable)??;

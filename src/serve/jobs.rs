@@ -15,11 +15,12 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::ApiError;
 use crate::ingest::LaneState;
-use crate::job::manager::ManagedJob;
+use crate::job::managed::ManagedJob;
 use crate::job::params::JobParams;
-use crate::job::spec::{self, Origin, Source};
-use crate::kafka;
+use crate::job::spec::{self, Origin};
 use crate::pipeline::{DEAD_LETTER, Dataflow, Registry};
+use crate::source::SourceStatus;
+use crate::source::kafka::KafkaStatus;
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -95,18 +96,8 @@ async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("job", &name)) }
 }
 
-/// `value` as a JSON object, with `tag: kind` added.
-fn tagged(tag: &str, kind: &str, value: &impl serde::Serialize) -> Value {
-    let mut object = Map::new();
-    object.insert(tag.into(), kind.into());
-    if let Ok(Value::Object(fields)) = serde_json::to_value(value) {
-        object.extend(fields);
-    }
-    Value::Object(object)
-}
-
 /// Each partition of a Kafka input: offsets from the source, watermark from the router.
-fn kafka_partitions(kafka: &kafka::SourceStatus, lanes: &[LaneState]) -> Value {
+fn kafka_partitions(kafka: &KafkaStatus, lanes: &[LaneState]) -> Value {
     let partitions = kafka.partitions.iter().map(|p| {
         let mut entry = serde_json::to_value(p).unwrap_or_default();
         if let Some(lane) = usize::try_from(p.partition).ok().and_then(|i| lanes.get(i)) {
@@ -129,14 +120,8 @@ pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
         .enumerate()
         .map(|(i, input)| {
             let stats = job.input_stats(i);
-            let source = match &managed.sources[i] {
-                Source::Http => json!({"source": "http"}),
-                Source::File { path } => json!({"source": "file", "path": path}),
-                Source::Generator(spec) => tagged("source", "generator", spec),
-                Source::Kafka(spec) => tagged("source", "kafka", spec),
-            };
             let mut entry = json!({
-                "source": source,
+                "source": managed.sources[i],
                 "watermark": job.watermark(i),
                 "frontier": job.input_frontier(i),
                 "accepted": stats.accepted,
@@ -144,7 +129,7 @@ pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
                 "too_late": stats.too_late,
                 "rejected": stats.rejected,
             });
-            if let Some(kafka) = managed.kafka_source(i) {
+            if let SourceStatus::Kafka(kafka) = managed.source_status(i) {
                 entry["partitions"] = kafka_partitions(&kafka, &job.lanes(i));
                 if let Some(error) = kafka.error {
                     entry["error"] = error.into();
@@ -160,8 +145,8 @@ pub(super) fn status(managed: &Arc<ManagedJob>) -> Value {
         .map(|(i, o)| {
             let mut entry =
                 json!({"frontier": o.rows.frontier(), "rows": o.rows.len(), "key": o.key, "since": o.rows.since()});
-            if let Some(sink) = managed.kafka_sink(i) {
-                entry["sink"] = tagged("sink", "kafka", &sink);
+            if let Some(sink) = managed.sink(i) {
+                entry["sink"] = json!(sink);
             }
             (o.name.clone(), entry)
         })

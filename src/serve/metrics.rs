@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::AppState;
-use crate::job::manager::JobState;
+use crate::job::managed::JobState;
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new().route("/metrics", get(metrics))

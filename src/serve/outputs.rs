@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use std::sync::Arc;
 
-use crate::job::manager::ManagedJob;
+use crate::job::managed::ManagedJob;
 use crate::pipeline::Diff;
 use crate::runtime::{Query, RowText};
 

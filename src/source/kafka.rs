@@ -24,17 +24,12 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::client::{self, Context, Role};
-use super::error::{ClientError, FeedError};
-use super::{SourceSpec, StartAt};
-
-/// The first offset to read of each partition; partitions not listed are read from
-/// their beginning.
-pub type Offsets = BTreeMap<i32, i64>;
+use super::{Feed, FeedError, Position, Source, SourceStatus};
+use crate::kafka::client::{self, Context, Role, partitions};
+use crate::kafka::{ClientError, Offsets, SourceSpec, StartAt};
 
 /// How many messages at most make one batch.
 const MAX_BATCH: usize = 16_384;
@@ -45,47 +40,20 @@ const DISCOVERY: Duration = Duration::from_secs(5);
 /// How long broker requests (metadata, offsets) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where a source's records go: one job input.
-pub trait Feed: Send + Sync + 'static {
-    /// The input has (at least) `partitions` partitions; each holds the input's
-    /// watermark back until it has records or is idle.
-    fn partitions(&self, partitions: usize);
-    /// Records of partition `partition`, in offset order (not yet visible).
-    fn records(&self, partition: usize, records: &[&[u8]]) -> Result<(), FeedError>;
-    /// Makes every record fed so far visible: advances the input.
-    fn flush(&self) -> Result<(), FeedError>;
-}
-
 /// The starting offsets of `spec`'s topic: for every partition that exists now, its
 /// first offset (`earliest`) or its end (`latest`). A topic that does not exist yet
 /// has none: its partitions will be read from their beginning once they exist.
 pub fn resolve(spec: &SourceSpec, timeout: Duration) -> Result<Offsets, ClientError> {
     let config = client::config(&spec.brokers, "tidemark-resolve", Role::Consumer, &spec.config);
     let consumer: BaseConsumer = config.create()?;
-    let partitions = partitions(&consumer, &spec.topic, timeout)?;
     let mut offsets = Offsets::new();
-    for partition in partitions {
+    for partition in partitions(&consumer, &spec.topic, timeout)? {
         let (low, high) = consumer
             .fetch_watermarks(&spec.topic, partition, timeout)
             .map_err(|source| ClientError::Offsets { topic: spec.topic.clone(), partition, source })?;
         offsets.insert(partition, if spec.start == StartAt::Earliest { low } else { high });
     }
     Ok(offsets)
-}
-
-/// The partitions of `topic` (none if it does not exist).
-pub(super) fn partitions<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, ClientError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(ClientError::Unreachable)?;
-    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(Vec::new()) };
-    match found.error() {
-        None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
-        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(Vec::new()),
-        Some(e) => Err(ClientError::Topic { topic: topic.to_string(), code: RDKafkaErrorCode::from(e) }),
-    }
 }
 
 /// Where one partition stands.
@@ -106,9 +74,9 @@ pub struct PartitionStatus {
     pub lag: Option<i64>,
 }
 
-/// Where a source stands.
+/// Where a Kafka source stands, for job status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SourceStatus {
+pub struct KafkaStatus {
     /// The topic.
     pub topic: String,
     /// Its partitions, by number.
@@ -132,23 +100,17 @@ struct Shared {
 }
 
 /// A running Kafka source.
-pub struct Source {
+pub struct KafkaSource {
     topic: String,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Source {
+impl KafkaSource {
     /// Starts reading `spec`'s topic into `feed` from `offsets` (resolved at job
     /// creation; `None` resolves them now, as the spec's `start` says, and hands
-    /// them to `resolved` to be kept). `name` names the source in logs.
-    pub fn start(
-        name: String,
-        spec: SourceSpec,
-        offsets: Option<Offsets>,
-        feed: Arc<dyn Feed>,
-        resolved: Box<dyn FnOnce(&Offsets) + Send>,
-    ) -> Source {
+    /// them to [`Feed::started_at`] to be kept). `name` names the source in logs.
+    pub fn start(name: String, spec: SourceSpec, offsets: Option<Offsets>, feed: Arc<dyn Feed>) -> KafkaSource {
         let shared = Arc::new(Shared {
             context: Context::new(name.clone()),
             partitions: Mutex::new(BTreeMap::new()),
@@ -158,13 +120,13 @@ impl Source {
         let reader = Reader { name: name.clone(), spec, shared: shared.clone(), feed };
         let thread = std::thread::Builder::new()
             .name(format!("kafka-source-{name}"))
-            .spawn(move || reader.run(offsets, resolved))
+            .spawn(move || reader.run(offsets))
             .expect("spawn a kafka source thread");
-        Source { topic, shared, thread: Some(thread) }
+        KafkaSource { topic, shared, thread: Mutex::new(Some(thread)) }
     }
 
-    /// Where the source stands.
-    pub fn status(&self) -> SourceStatus {
+    /// Where the source stands, partition by partition.
+    pub fn kafka_status(&self) -> KafkaStatus {
         let partitions = self
             .shared
             .partitions
@@ -188,22 +150,49 @@ impl Source {
             })
             .collect();
         let error = self.shared.context.recent_trouble(Duration::from_secs(30));
-        SourceStatus { topic: self.topic.clone(), partitions, error }
+        KafkaStatus { topic: self.topic.clone(), partitions, error }
     }
 
     /// Stops reading and waits for the thread to finish.
-    pub fn stop(&mut self) {
+    fn halt(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.lock().expect("thread lock").take() {
             let _ = thread.join();
         }
     }
 }
 
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.stop();
+impl Source for KafkaSource {
+    /// The next offset of each partition whose records are all applied (its start
+    /// while none is).
+    fn position(&self) -> Position {
+        let partitions = self.shared.partitions.lock().expect("partitions lock");
+        let offsets = partitions.iter().filter_map(|(&p, at)| at.committed.or(at.start).map(|o| (p, o))).collect();
+        Position::Kafka { offsets }
     }
+
+    fn status(&self) -> SourceStatus {
+        SourceStatus::Kafka(self.kafka_status())
+    }
+
+    fn stop(&self) {
+        self.halt();
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Why a source's thread stopped.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
 /// The source's thread.
@@ -219,7 +208,7 @@ impl Reader {
         self.shared.stop.load(Ordering::SeqCst)
     }
 
-    fn run(self, offsets: Option<Offsets>, resolved: Box<dyn FnOnce(&Offsets) + Send>) {
+    fn run(self, offsets: Option<Offsets>) {
         let context = self.shared.context.clone();
         let config = client::watched(client::config(&self.spec.brokers, &self.name, Role::Consumer, &self.spec.config));
         let consumer: BaseConsumer<Context> = match config.create_with_context(context.clone()) {
@@ -235,7 +224,7 @@ impl Reader {
                 }
                 match resolve(&self.spec, REQUEST_TIMEOUT) {
                     Ok(offsets) => {
-                        resolved(&offsets);
+                        self.feed.started_at(&Position::Kafka { offsets: offsets.clone() });
                         break offsets;
                     }
                     Err(e) => {
@@ -258,9 +247,16 @@ impl Reader {
                 std::thread::sleep(POLL);
                 continue;
             }
-            if let Err(e) = self.batch(&consumer) {
-                context.trouble(format!("stopped: {e}"));
-                return;
+            match self.batch(&consumer) {
+                Ok(()) => {}
+                Err(Stopped::Feed(FeedError::Gone)) => return,
+                Err(e) => {
+                    context.trouble(format!("stopped: {e}"));
+                    if let Stopped::Feed(e) = e {
+                        self.feed.fail(&e);
+                    }
+                    return;
+                }
             }
         }
     }
@@ -294,7 +290,7 @@ impl Reader {
     }
 
     /// Polls one batch of messages and feeds it, partition by partition.
-    fn batch(&self, consumer: &BaseConsumer<Context>) -> Result<(), ClientError> {
+    fn batch(&self, consumer: &BaseConsumer<Context>) -> Result<(), Stopped> {
         let mut messages = Vec::new();
         let mut wait = POLL;
         while messages.len() < MAX_BATCH {
@@ -317,7 +313,7 @@ impl Reader {
             ends.insert(message.partition(), message.offset() + 1);
         }
         for (partition, records) in &by_partition {
-            self.feed.records(*partition as usize, records)?;
+            self.feed.partition_records(*partition as usize, records)?;
         }
         {
             let mut known = self.shared.partitions.lock().expect("partitions lock");

@@ -35,23 +35,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-use super::SinkSpec;
-use super::client::{self, Context, Role};
-use super::error::{ClientError, CreateFailure};
+use super::{Sink, SinkStatus};
+use crate::kafka::client::{self, Context, Role};
+use crate::kafka::{ClientError, SinkSpec};
 use crate::pipeline::{Diff, Time};
 use crate::runtime::{Materialized, Start, Step};
+
+mod readback;
 
 /// How long broker requests (metadata, offsets, topic creation) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,9 +57,9 @@ const CHECK: Duration = Duration::from_millis(200);
 /// How long a stopping sink waits for its messages to be delivered.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Where a sink stands.
+/// Where a Kafka sink stands, for job status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SinkStatus {
+pub struct KafkaSinkStatus {
     /// The topic.
     pub topic: String,
     /// `starting`, `reading back`, `waiting for the output`, `streaming`,
@@ -97,16 +94,16 @@ impl Shared {
 }
 
 /// A running Kafka sink.
-pub struct Sink {
+pub struct KafkaSink {
     topic: String,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Sink {
+impl KafkaSink {
     /// Starts writing `output` (keyed by `key_fields`) to `spec`'s topic. `name`
     /// names the sink in logs.
-    pub fn start(name: String, spec: SinkSpec, output: Arc<Materialized>, key_fields: Vec<String>) -> Sink {
+    pub fn start(name: String, spec: SinkSpec, output: Arc<Materialized>, key_fields: Vec<String>) -> KafkaSink {
         let shared = Arc::new(Shared {
             context: Context::new(name.clone()),
             stop: AtomicBool::new(false),
@@ -121,13 +118,13 @@ impl Sink {
             .name(format!("kafka-sink-{name}"))
             .spawn(move || writer.run())
             .expect("spawn a kafka sink thread");
-        Sink { topic, shared, thread: Some(thread) }
+        KafkaSink { topic, shared, thread: Mutex::new(Some(thread)) }
     }
 
     /// Where the sink stands.
-    pub fn status(&self) -> SinkStatus {
+    pub fn kafka_status(&self) -> KafkaSinkStatus {
         let shared = &self.shared;
-        SinkStatus {
+        KafkaSinkStatus {
             topic: self.topic.clone(),
             state: shared.state.lock().expect("state lock").clone(),
             messages: shared.messages.load(Ordering::Relaxed),
@@ -140,17 +137,27 @@ impl Sink {
 
     /// Stops writing (what was sent is delivered for a few seconds more) and waits
     /// for the thread to finish.
-    pub fn stop(&mut self) {
+    fn halt(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.lock().expect("thread lock").take() {
             let _ = thread.join();
         }
     }
 }
 
-impl Drop for Sink {
+impl Sink for KafkaSink {
+    fn status(&self) -> SinkStatus {
+        SinkStatus::Kafka(self.kafka_status())
+    }
+
+    fn stop(&self) {
+        self.halt();
+    }
+}
+
+impl Drop for KafkaSink {
     fn drop(&mut self) {
-        self.stop();
+        self.halt();
     }
 }
 
@@ -162,29 +169,8 @@ enum Ended {
     Resync,
 }
 
-/// What the topic holds.
-struct Written {
-    /// The sum of the diffs of its data messages, by row.
-    rows: HashMap<Box<str>, Diff>,
-    /// The largest progress in it.
-    progress: Option<Time>,
-    /// Its partitions.
-    partitions: i32,
-    /// Messages that were neither data nor progress.
-    foreign: u64,
-}
-
 /// A reconciled sink: the output's later steps, and the topic's partitions.
 type Resumed = (broadcast::Receiver<Arc<Step>>, i32);
-
-/// A message of a sink topic, data or progress.
-#[derive(Deserialize)]
-struct Entry<'a> {
-    #[serde(borrow)]
-    row: Option<&'a RawValue>,
-    diff: Option<Diff>,
-    progress: Option<Time>,
-}
 
 /// The sink's thread.
 struct Writer {
@@ -421,102 +407,11 @@ impl Writer {
         key.push('}');
         key
     }
-
-    /// Reads the whole topic, creating it if it does not exist (`None`: stopped).
-    fn read_back(&self) -> Result<Option<Written>, ClientError> {
-        let config =
-            client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
-        let consumer: BaseConsumer = config.create()?;
-        let mut written = Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0 };
-        let partitions = super::source::partitions(&consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
-        if partitions.is_empty() {
-            self.create_topic()?;
-            written.partitions = 1;
-            return Ok(Some(written));
-        }
-        written.partitions = partitions.iter().max().map_or(1, |p| p + 1);
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for partition in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(&self.spec.topic, partition, REQUEST_TIMEOUT)
-                .map_err(|source| ClientError::Offsets { topic: self.spec.topic.clone(), partition, source })?;
-            if high > low {
-                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(low))?;
-                ends.insert(partition, high);
-            }
-        }
-        if ends.is_empty() {
-            return Ok(Some(written));
-        }
-        consumer.assign(&assignment).map_err(ClientError::ReadBack)?;
-        while !ends.is_empty() {
-            if self.stopped() {
-                return Ok(None);
-            }
-            let message = match consumer.poll(CHECK) {
-                None => continue,
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    self.shared.context.trouble(format!("cannot read the topic back: {e}"));
-                    continue;
-                }
-            };
-            match message.payload().and_then(|p| serde_json::from_slice::<Entry>(p).ok()) {
-                Some(Entry { row: Some(row), diff: Some(diff), .. }) => {
-                    let count = written.rows.entry(Box::from(row.get())).or_default();
-                    *count += diff;
-                    if *count == 0 {
-                        written.rows.remove(row.get());
-                    }
-                }
-                Some(Entry { progress: Some(progress), .. }) => {
-                    written.progress = written.progress.max(Some(progress));
-                }
-                _ => written.foreign += 1,
-            }
-            if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
-                ends.remove(&message.partition());
-            }
-        }
-        Ok(Some(written))
-    }
-
-    /// Creates the topic with one partition (one order for all its messages).
-    fn create_topic(&self) -> Result<(), ClientError> {
-        let config =
-            client::config(&self.spec.brokers, &format!("{}-admin", self.name), Role::Producer, &self.spec.config);
-        let admin: AdminClient<DefaultClientContext> = config.create()?;
-        let topic = NewTopic::new(&self.spec.topic, 1, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-        let waiter = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-        let failed = |reason| ClientError::CreateTopic { topic: self.spec.topic.clone(), reason };
-        let results = waiter
-            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, admin.create_topics([&topic], &options)).await })
-            .map_err(|_| failed(CreateFailure::TimedOut))?
-            .map_err(|e| failed(CreateFailure::Client(e)))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, e)) => return Err(failed(CreateFailure::Refused(e))),
-            }
-        }
-        tracing::info!(sink = %self.name, topic = %self.spec.topic, "kafka: created the sink topic");
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sink_messages_parse_back() {
-        let data: Entry = serde_json::from_str(r#"{"time":5,"row":{"key":"a","n":1.50},"diff":-2}"#).unwrap();
-        assert_eq!((data.row.map(|r| r.get()), data.diff), (Some(r#"{"key":"a","n":1.50}"#), Some(-2)));
-        let progress: Entry = serde_json::from_str(r#"{"progress":7}"#).unwrap();
-        assert_eq!(progress.progress, Some(7));
-    }
 
     #[test]
     fn keys_are_the_key_fields_in_declared_order() {

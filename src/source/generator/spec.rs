@@ -201,8 +201,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ingest::generator::Generator;
-    use crate::ingest::generator::tests::T0;
+    use crate::source::generator::Generator;
+    use crate::source::generator::tests::T0;
 
     fn spec(stream: GenStream) -> GeneratorSpec {
         GeneratorSpec::new(stream)

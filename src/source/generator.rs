@@ -69,6 +69,7 @@
 //! - `spec`: [`GeneratorSpec`], what a job asks for one input, its defaults and
 //!   validation, and [`GeneratorError`];
 //! - `tick`: the [`Generator`] of one job and its clock;
+//! - `running`: [`GeneratorSource`], the source that ticks it and feeds the job's inputs;
 //! - `input`: one input's draws, rate, event times and pending payments;
 //! - `world`: what a job's inputs share (popularity, recent views, order numbers);
 //! - `catalog`: the categories, products, users, sensors and words, and their making;
@@ -79,6 +80,7 @@ mod catalog;
 mod input;
 mod random;
 mod records;
+mod running;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -86,5 +88,6 @@ mod tick;
 mod world;
 
 pub use input::{PAYMENT_DELAY_MS, PAYMENT_PROBABILITY};
+pub use running::{GeneratorSource, TICK_PERIOD};
 pub use spec::{GenStream, GeneratorError, GeneratorSpec, MAX_LATE_MS, MAX_RATE};
 pub use tick::{Generator, MAX_CATCH_UP_MS};
