@@ -227,8 +227,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Dataflows => {
-            let listing =
-                serde_json::to_string_pretty(&tidemark::serve::listings(&registry)).expect("listing serializes");
+            // As the API lists them: keys in alphabetical order.
+            let listing = serde_json::to_value(tidemark::serve::listings(&registry))
+                .and_then(|value| serde_json::to_string_pretty(&value))
+                .expect("listing serializes");
             let _ = writeln!(std::io::stdout(), "{listing}");
             ExitCode::SUCCESS
         }

@@ -28,6 +28,7 @@ mod limits;
 mod listen;
 mod metrics;
 mod outputs;
+pub mod schema;
 pub mod security;
 mod stamp;
 mod subscribe;
@@ -50,7 +51,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -93,7 +93,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     let max_body = app.limits.max_body;
     let mut router = Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { Json(schema::Health { status: "ok" }) }))
         .merge(ui::routes())
         .merge(jobs::routes())
         .merge(inputs::routes())

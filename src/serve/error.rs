@@ -7,12 +7,39 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::job::JobError;
 use crate::job::manager::CreateError;
 use crate::job::spec::SpecError;
 use crate::runtime::{RuntimeError, Unanswerable};
+
+/// What a 404 did not find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// A job (`unknown_job`).
+    Job,
+    /// An input of a job (`unknown_input`).
+    Input,
+    /// An output of a job (`unknown_output`).
+    Output,
+}
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorDetail {
+    /// A stable code clients can match on.
+    pub code: &'static str,
+    /// A message for people.
+    pub message: String,
+}
 
 /// An error answer of the API.
 #[derive(Debug)]
@@ -37,12 +64,11 @@ impl ApiError {
     }
 
     /// 404: an unknown job, input, output or dataflow.
-    pub fn not_found(what: &str, name: &str) -> ApiError {
-        let code = match what {
-            "job" => "unknown_job",
-            "input" => "unknown_input",
-            "output" => "unknown_output",
-            _ => "not_found",
+    pub fn not_found(what: Missing, name: &str) -> ApiError {
+        let (code, what) = match what {
+            Missing::Job => ("unknown_job", "job"),
+            Missing::Input => ("unknown_input", "input"),
+            Missing::Output => ("unknown_output", "output"),
         };
         ApiError::new(StatusCode::NOT_FOUND, code, format!("no {what} named `{name}`"))
     }
@@ -56,7 +82,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -3,20 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
-use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Missing};
+use super::schema::{AdvanceRequest, Advanced, Sorted};
 use crate::ingest::IngestReport;
 use crate::ingest::format::{json_array_records, ndjson_records};
 use crate::job::managed::{JobState, ManagedJob};
-use crate::pipeline::MAX_TS;
 use crate::source::http::HttpSource;
 use crate::source::{FeedError, SourceSpec};
 
@@ -28,8 +26,8 @@ pub(super) fn routes() -> axum::Router<AppState> {
 
 /// The job and the index of one of its inputs fed over HTTP.
 fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>, usize), ApiError> {
-    let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found("job", job))?;
-    let index = managed.job.input_index(input).ok_or_else(|| ApiError::not_found("input", input))?;
+    let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found(Missing::Job, job))?;
+    let index = managed.job.input_index(input).ok_or_else(|| ApiError::not_found(Missing::Input, input))?;
     if managed.sources[index] != SourceSpec::Http {
         let message = format!("input `{input}` is not fed over HTTP (see the job's sources)");
         return Err(ApiError::new(StatusCode::CONFLICT, "input_not_http", message));
@@ -43,10 +41,10 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
 
 /// Feeds `records` to the HTTP source of input `index` of `job`.
 fn feed_http(job: &ManagedJob, index: usize, records: &[&[u8]]) -> Result<IngestReport, ApiError> {
-    let source = job.source(index).ok_or_else(|| ApiError::not_found("job", &job.spec.name))?;
-    let http: &HttpSource = source.as_http().ok_or_else(|| ApiError::not_found("job", &job.spec.name))?;
+    let source = job.source(index).ok_or_else(|| ApiError::not_found(Missing::Job, &job.spec.name))?;
+    let http: &HttpSource = source.as_http().ok_or_else(|| ApiError::not_found(Missing::Job, &job.spec.name))?;
     http.post(records).map_err(|error| match error {
-        FeedError::Gone => ApiError::not_found("job", &job.spec.name),
+        FeedError::Gone => ApiError::not_found(Missing::Job, &job.spec.name),
         FeedError::Job(error) => ApiError::unavailable(error),
     })
 }
@@ -59,7 +57,7 @@ async fn ingest(
     Path((job, input)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Sorted<IngestReport>, ApiError> {
     let (managed, index) = http_input(&app, &job, &input)?;
     let body = body?;
     let ndjson = headers
@@ -81,7 +79,7 @@ async fn ingest(
     })
     .await
     .map_err(ApiError::unavailable)??;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::unavailable)?))
+    Ok(Sorted(report))
 }
 
 /// Moves an input's watermark to at least the given one, and answers once every
@@ -90,23 +88,15 @@ async fn advance(
     State(app): State<AppState>,
     Path((job, input)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Sorted<Advanced>, ApiError> {
     let (managed, index) = http_input(&app, &job, &input)?;
-    let body: Value = serde_json::from_slice(&body?)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("body must be {{\"watermark\": T}}: {e}")))?;
-    let watermark = body.get("watermark").and_then(Value::as_u64).ok_or_else(|| {
-        ApiError::bad_request("invalid_watermark", "`watermark` must be a non-negative integer (ms of event time)")
-    })?;
-    if watermark > MAX_TS {
-        let message = format!("`watermark` must be at most {MAX_TS} (the largest event time), got {watermark}");
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_watermark", message));
-    }
+    let AdvanceRequest { watermark } = AdvanceRequest::parse(&body?)?;
     let advancing = managed.clone();
     let (_, watermark) = tokio::task::spawn_blocking(move || advancing.job.advance(index, watermark))
         .await
         .map_err(ApiError::unavailable)??;
     let frontier = wait_complete(&managed, app.limits.wait).await?;
-    Ok(Json(json!({"watermark": watermark, "frontier": frontier})))
+    Ok(Sorted(Advanced { watermark, frontier }))
 }
 
 /// Waits until every output of `job` reflects all input so far; returns the least

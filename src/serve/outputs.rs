@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Missing};
 use std::sync::Arc;
 
 use crate::job::managed::ManagedJob;
@@ -56,9 +56,9 @@ pub(super) fn read_params(params: Vec<(String, String)>, reserved: &[&str]) -> R
 
 /// The job `job` and the index of its output `output`.
 pub(super) fn output(app: &AppState, job: &str, output: &str) -> Result<(Arc<ManagedJob>, usize), ApiError> {
-    let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found("job", job))?;
+    let managed = app.jobs.get(job).ok_or_else(|| ApiError::not_found(Missing::Job, job))?;
     let index = managed.job.outputs().iter().position(|o| o.name == output);
-    let index = index.ok_or_else(|| ApiError::not_found("output", output))?;
+    let index = index.ok_or_else(|| ApiError::not_found(Missing::Output, output))?;
     Ok((managed, index))
 }
 
@@ -78,7 +78,7 @@ async fn read(
         }
         // An output also passes every time when its job stops: make sure it did not.
         if !app.jobs.get(&job).is_some_and(|current| Arc::ptr_eq(&current, &managed)) {
-            return Err(ApiError::not_found("job", &job));
+            return Err(ApiError::not_found(Missing::Job, &job));
         }
     }
     let (frontier, rows) = port.rows.query(&read.query)?;
