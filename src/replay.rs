@@ -9,19 +9,19 @@
 //! Without `--changes` the job runs in [`TimeMode::Compact`]: only the final content
 //! is read, so provisional versions within a chunk are never produced.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::ingest::format::{Chunk, NdjsonChunks};
+use crate::ingest::format::Chunk;
 use crate::job::params::JobParams;
 use crate::job::{JobOptions, RunningJob};
 use crate::pipeline::{Dataflow, Diff, Registry, Time, TimeMode};
 use crate::runtime::{Engine, Inline, Keep, RowText, Runtime};
+use crate::source::file::NdjsonFile;
 
 /// Records per batch sent to the workers: small enough to stay in cache.
 const BATCH_LINES: usize = 4096;
@@ -82,7 +82,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
     let params = JobParams::decode(dataflow, &params).map_err(|e| usage(e.to_string()))?;
 
     let description = dataflow.description();
-    let mut files: Vec<(usize, NdjsonChunks<BufReader<File>>)> = Vec::new();
+    let mut files: Vec<(usize, NdjsonFile)> = Vec::new();
     for (name, path) in &replay.inputs {
         let index = description.inputs.iter().position(|i| &i.name == name).ok_or_else(|| {
             let known: Vec<&str> = description.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -91,8 +91,8 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
         if files.iter().any(|(i, _)| *i == index) {
             return Err(usage(format!("input `{name}` is given twice")));
         }
-        let file = File::open(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-        files.push((index, NdjsonChunks::new(BufReader::with_capacity(1 << 20, file))));
+        let file = NdjsonFile::open(path, 0).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        files.push((index, file));
     }
     let names = dataflow.output_names();
     let selected: Vec<usize> = if replay.outputs.is_empty() {
@@ -126,7 +126,7 @@ pub fn replay(registry: &Registry, replay: &Replay, out: &mut dyn Write) -> Resu
 struct Plan<'a> {
     dataflow: &'a Dataflow,
     params: JobParams,
-    files: Vec<(usize, NdjsonChunks<BufReader<File>>)>,
+    files: Vec<(usize, NdjsonFile)>,
     selected: Vec<usize>,
     names: Vec<String>,
 }

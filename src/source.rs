@@ -7,7 +7,7 @@
 //!
 //! | source      | runs                                   | position                              |
 //! |-------------|----------------------------------------|---------------------------------------|
-//! | [`http`]    | in the request handlers (`serve`)      | records accepted so far (a log position) |
+//! | [`http`]    | in the request handlers (`serve`)      | records taken so far (a log position)    |
 //! | [`file`](mod@file) | once, on a blocking thread, at start   | the file and the bytes read from it    |
 //! | [`generator`] | a task ticking every 100 ms          | the seeds, ticks and records produced  |
 //! | [`kafka`]   | a thread of its own (librdkafka)       | the next offset of every partition     |
@@ -89,9 +89,9 @@ pub enum SourceSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "lowercase")]
 pub enum Position {
-    /// Records accepted over HTTP so far: the position in the input's log.
+    /// Records taken over HTTP so far: the position in the input's log.
     Http {
-        /// Records applied to the input since the job started.
+        /// Records of every request the input took (valid or not), in order.
         records: u64,
     },
     /// How far a file has been read.

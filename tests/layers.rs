@@ -17,7 +17,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("sink", &["pipeline", "runtime", "kafka"]),
     ("job", &["pipeline", "runtime", "ingest", "kafka", "source", "sink"]),
     ("config", &["job"]),
-    ("replay", &["pipeline", "runtime", "ingest", "job"]),
+    ("replay", &["pipeline", "runtime", "ingest", "source", "job"]),
     ("serve", &["pipeline", "runtime", "ingest", "kafka", "source", "sink", "job"]),
 ];
 

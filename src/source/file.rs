@@ -2,6 +2,7 @@
 //!
 //! The position is the byte offset of the end of the last chunk fed (always the end
 //! of a line); a file source started from a position seeks there and reads on.
+//! [`NdjsonFile`] is how files are read, here and by `tidemark run`.
 
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -71,20 +72,45 @@ impl FileSource {
     }
 }
 
+/// An NDJSON file read in chunks of whole lines, from a byte offset, keeping its
+/// position: what file sources and `tidemark run` read files with.
+pub struct NdjsonFile {
+    chunks: NdjsonChunks<BufReader<std::fs::File>>,
+    offset: u64,
+}
+
+impl NdjsonFile {
+    /// `path`, from byte `offset` (the end of a line, as a position gives it).
+    pub fn open(path: &Path, offset: u64) -> std::io::Result<NdjsonFile> {
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(NdjsonFile { chunks: NdjsonChunks::new(BufReader::with_capacity(1 << 20, file)), offset })
+    }
+
+    /// Reads up to `lines` lines into `chunk`; empty at the end of the file.
+    pub fn next_into(&mut self, chunk: &mut Chunk, lines: usize) -> std::io::Result<()> {
+        self.chunks.next_into(chunk, lines)?;
+        self.offset += chunk.bytes() as u64;
+        Ok(())
+    }
+
+    /// The byte offset after the last chunk read.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
 /// Feeds the file from where `shared` stands to its end, chunk by chunk.
 fn read(shared: &Shared, feed: &dyn Feed) -> Result<(), FileSourceError> {
     let start = *shared.progress.lock().expect("progress lock");
     if start.done {
         return Ok(());
     }
-    let path: &Path = &shared.path;
-    let unreadable = |source| FileSourceError::Read { path: path.to_path_buf(), source };
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
-    file.seek(SeekFrom::Start(start.offset)).map_err(unreadable)?;
-    let mut chunks = NdjsonChunks::new(BufReader::new(file));
+    let unreadable = |source| FileSourceError::Read { path: shared.path.clone(), source };
+    let mut file = NdjsonFile::open(&shared.path, start.offset).map_err(unreadable)?;
     let mut chunk = Chunk::default();
     while !shared.stop.load(Ordering::SeqCst) {
-        chunks.next_into(&mut chunk, CHUNK_LINES).map_err(unreadable)?;
+        file.next_into(&mut chunk, CHUNK_LINES).map_err(unreadable)?;
         if chunk.is_empty() {
             shared.progress.lock().expect("progress lock").done = true;
             return Ok(());
@@ -92,7 +118,7 @@ fn read(shared: &Shared, feed: &dyn Feed) -> Result<(), FileSourceError> {
         let records: Vec<&[u8]> = chunk.records().collect();
         feed.records(&records)?;
         let mut progress = shared.progress.lock().expect("progress lock");
-        progress.offset += chunk.bytes() as u64;
+        progress.offset = file.offset();
         progress.records += records.len() as u64;
     }
     Ok(())
