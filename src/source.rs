@@ -47,6 +47,8 @@ pub trait Feed: Send + Sync + 'static {
     fn partition_records(&self, partition: usize, records: &[&[u8]]) -> Result<(), FeedError>;
     /// Makes every record fed so far visible: advances the input.
     fn flush(&self) -> Result<(), FeedError>;
+    /// Moves the input's watermark to at least `watermark`; the watermark it has then.
+    fn advance(&self, watermark: crate::pipeline::Time) -> Result<crate::pipeline::Time, FeedError>;
     /// The source stopped on `error` and feeds no more: the job fails.
     fn fail(&self, error: &dyn Display);
     /// The source fixed where it starts (a Kafka source started without offsets
@@ -160,12 +162,19 @@ impl SourceSpec {
     }
 
     /// Starts the source of one input, feeding `feed`, from `from` if given (a
-    /// position it reported before), else from its beginning. `name` names it in logs.
-    /// Generator specs are started together by [`generator::GeneratorSource::start`].
-    /// A file source must run inside a tokio runtime.
-    pub fn start(&self, name: &str, feed: Arc<dyn Feed>, from: Option<Position>) -> Option<Arc<dyn Source>> {
-        match self {
-            SourceSpec::Http => Some(Arc::new(http::HttpSource::new(feed, from))),
+    /// position it reported before), else from its beginning; an HTTP input keeps its
+    /// write-ahead log at `log` if given. `name` names it in logs. Generator specs are
+    /// started together by [`generator::GeneratorSource::start`]. A file source must
+    /// run inside a tokio runtime.
+    pub fn start(
+        &self,
+        name: &str,
+        feed: Arc<dyn Feed>,
+        from: Option<Position>,
+        log: Option<PathBuf>,
+    ) -> Result<Option<Arc<dyn Source>>, StartError> {
+        Ok(match self {
+            SourceSpec::Http => Some(Arc::new(http::HttpSource::open(feed, from, log)?)),
             SourceSpec::File { path } => Some(Arc::new(file::FileSource::start(path.clone(), feed, from))),
             SourceSpec::Kafka(spec) => {
                 let offsets = match from {
@@ -175,8 +184,16 @@ impl SourceSpec {
                 Some(Arc::new(kafka::KafkaSource::start(name.to_string(), spec.clone(), offsets, feed)))
             }
             SourceSpec::Generator(_) => None,
-        }
+        })
     }
+}
+
+/// A source that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An HTTP input's log could not be read back, or what it holds applied.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
 }
 
 #[cfg(test)]
@@ -217,6 +234,11 @@ pub(crate) mod testing {
 
         fn flush(&self) -> Result<(), FeedError> {
             Ok(())
+        }
+
+        fn advance(&self, watermark: crate::pipeline::Time) -> Result<crate::pipeline::Time, FeedError> {
+            self.records.lock().unwrap().push(format!("advance {watermark}"));
+            Ok(watermark)
         }
 
         fn fail(&self, error: &dyn Display) {

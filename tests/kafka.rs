@@ -497,7 +497,8 @@ async fn the_position_is_the_next_offset_of_every_partition() {
         start: tidemark::kafka::StartAt::Earliest,
         config: BTreeMap::new(),
     });
-    let source = source_spec.start("again", feed.clone(), Some(expected)).expect("a kafka source");
+    let source =
+        source_spec.start("again", feed.clone(), Some(expected), None).expect("starts").expect("a kafka source");
     kafka.produce(&topic, &[(0, Some(r#"{"key":"k","ts":1,"value":1}"#.into()))]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while feed.records.load(std::sync::atomic::Ordering::SeqCst) == 0 {
@@ -525,6 +526,9 @@ impl tidemark::source::Feed for Counted {
     }
     fn flush(&self) -> Result<(), tidemark::source::FeedError> {
         Ok(())
+    }
+    fn advance(&self, watermark: u64) -> Result<u64, tidemark::source::FeedError> {
+        Ok(watermark)
     }
     fn fail(&self, error: &dyn std::fmt::Display) {
         panic!("the source failed: {error}");

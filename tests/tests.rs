@@ -7,6 +7,7 @@ mod components_reference;
 #[path = "../dataflows/registry.rs"]
 #[allow(dead_code)]
 mod dataflows;
+mod durability;
 // The bodies of the fuzz targets of fuzz/, and the replay of their seeds and regressions.
 mod fuzz_targets;
 mod golden;

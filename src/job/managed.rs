@@ -10,6 +10,7 @@
 //! ([`RunningJob::tick`]).
 
 use std::fmt::Display;
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::spec::JobSpec;
 use super::{JobError, RunningJob};
 use crate::ingest::IngestReport;
+use crate::pipeline::Time;
 use crate::sink::{Sink, SinkSpec, SinkStatus};
 use crate::source::generator::GeneratorSource;
 use crate::source::{Feed, FeedError, Position, Source, SourceSpec, SourceStatus};
@@ -112,9 +114,15 @@ impl ManagedJob {
     }
 
     /// Starts sinks and sources — each input's from `from(input)` if it gives a
-    /// position — and the clock of idle inputs; `keep(input)` keeps a position a
-    /// source fixed. Must run inside a tokio runtime.
-    pub(super) fn start(self: &Arc<Self>, mut from: impl FnMut(&str) -> Option<Position>, keep: impl Fn(&str) -> Keep) {
+    /// position, HTTP inputs with their logs in `log_dir` if given — and the clock of
+    /// idle inputs; `keep(input)` keeps a position a source fixed. A source that cannot
+    /// start fails the job. Must run inside a tokio runtime.
+    pub(super) fn start(
+        self: &Arc<Self>,
+        mut from: impl FnMut(&str) -> Option<Position>,
+        keep: impl Fn(&str) -> Keep,
+        log_dir: Option<&Path>,
+    ) {
         let name = &self.spec.name;
         for (output, spec) in &self.sink_specs {
             let port = &self.job.outputs()[*output];
@@ -133,8 +141,11 @@ impl ManagedJob {
                 SourceSpec::Generator(spec) => generated.push((input, spec.clone(), feed(input) as _)),
                 spec => {
                     let position = from(input_name);
-                    if let Some(source) = spec.start(&format!("{name}.{input_name}"), feed(input), position) {
-                        running.push((vec![input], source));
+                    let log = log_dir.map(|dir| dir.join(format!("{input_name}.log")));
+                    match spec.start(&format!("{name}.{input_name}"), feed(input), position, log) {
+                        Ok(Some(source)) => running.push((vec![input], source)),
+                        Ok(None) => {}
+                        Err(error) => self.fail(format_args!("input `{input_name}`: {error}")),
                     }
                 }
             }
@@ -219,6 +230,10 @@ impl Feed for InputFeed {
 
     fn flush(&self) -> Result<(), FeedError> {
         fed(self.job()?.job.advance(self.input, 0)).map(|_| ())
+    }
+
+    fn advance(&self, watermark: Time) -> Result<Time, FeedError> {
+        fed(self.job()?.job.advance(self.input, watermark)).map(|(_, watermark)| watermark)
     }
 
     fn fail(&self, error: &dyn Display) {

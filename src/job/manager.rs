@@ -2,11 +2,12 @@
 //!
 //! Each job's spec is written to `DATA_DIR/jobs/<name>.json` (atomically: a temporary
 //! file, then a rename) when it is created and removed when it is deleted; at start
-//! the server restores every spec it finds. A job's data is not persisted: a job fed
-//! over HTTP starts empty again after a restart, while a job fed from Kafka reads its
-//! topics again from the offsets fixed when it was created, kept in
-//! `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them on),
-//! and so rebuilds the results of an uninterrupted run.
+//! the server restores every spec it finds. What a job was fed comes back with it: its
+//! HTTP inputs apply their write-ahead logs, `DATA_DIR/log/<name>/<input>.log`
+//! ([`crate::source::http::log`]; a new job starts with none, a deleted one's go), and
+//! its Kafka inputs read their topics again from the offsets fixed when it was created,
+//! kept in `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them
+//! on); so it rebuilds the results of an uninterrupted run.
 //!
 //! A job's life once started — its sources, sinks, failure and stop — is
 //! [`ManagedJob`]'s ([`super::managed`]); this module creates, persists, restores and
@@ -223,11 +224,17 @@ impl JobManager {
                 CreateError::Persist(e)
             })?;
         }
+        let logs = self.data_dir.as_ref().map(|dir| log_dir(dir, &name));
+        if let (Some(logs), true) = (&logs, persist) {
+            // A new job starts with empty logs, whatever a job of its name left.
+            let _ = std::fs::remove_dir_all(logs);
+        }
         let mut offsets = state.offsets;
         let data_dir = self.data_dir.clone();
         managed.start(
             |input| offsets.remove(input).map(|offsets| Position::Kafka { offsets }),
             |input| keep_offsets(data_dir.clone(), &name, input),
+            logs.as_deref(),
         );
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
         tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
@@ -242,6 +249,7 @@ impl JobManager {
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_file(spec_path(dir, name));
             let _ = std::fs::remove_file(state_path(dir, name));
+            let _ = std::fs::remove_dir_all(log_dir(dir, name));
         }
         tracing::info!(job = %name, "job deleted");
         true
@@ -280,6 +288,11 @@ impl JobManager {
 
 fn spec_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("jobs").join(format!("{name}.json"))
+}
+
+/// Where the write-ahead logs of a job's HTTP inputs live.
+fn log_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join("log").join(name)
 }
 
 fn state_path(dir: &Path, name: &str) -> PathBuf {

@@ -1,33 +1,91 @@
-//! HTTP sources: records posted to `/api/v1/jobs/{job}/inputs/{input}` (the handlers
-//! are `serve`'s), fed in order; the position counts them.
+//! HTTP sources: records posted to `/api/v1/jobs/{job}/inputs/{input}` and advances
+//! of its watermark (the handlers are `serve`'s), fed in order.
+//!
+//! With a data directory, every request is written to the input's [`log`] and made
+//! durable before it is applied and answered, and a source opened on an existing log
+//! applies what it holds first: after a crash, the job gets back every request it had
+//! acknowledged, in the same order. The position counts the records taken.
 
+pub mod log;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Feed, FeedError, Position, Source};
 use crate::ingest::IngestReport;
+use crate::pipeline::Time;
+use log::{Entry, Log, LogError};
+
+/// A request an HTTP input could not take.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Its log could not make it durable.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The job could not take it.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+}
 
 /// An input fed over HTTP.
 pub struct HttpSource {
     feed: Arc<dyn Feed>,
+    log: Option<Log>,
     records: AtomicU64,
 }
 
 impl HttpSource {
-    /// A source feeding `feed`, counting on from `from`'s records.
-    pub fn new(feed: Arc<dyn Feed>, from: Option<Position>) -> HttpSource {
-        let records = match from {
-            Some(Position::Http { records }) => records,
-            _ => 0,
+    /// A source feeding `feed`: with a `log`, it first applies what the log holds (an
+    /// error if the log cannot be read); without one, it counts on from `from`.
+    pub fn open(feed: Arc<dyn Feed>, from: Option<Position>, log: Option<PathBuf>) -> Result<HttpSource, HttpError> {
+        let Some(path) = log else {
+            let records = match from {
+                Some(Position::Http { records }) => records,
+                _ => 0,
+            };
+            return Ok(HttpSource { feed, log: None, records: AtomicU64::new(records) });
         };
-        HttpSource { feed, records: AtomicU64::new(records) }
+        let (log, entries, _) = Log::open(&path)?;
+        let mut records = 0;
+        for entry in entries {
+            match entry {
+                Entry::Records(taken) => {
+                    let taken: Vec<&[u8]> = taken.iter().map(Vec::as_slice).collect();
+                    feed.records(&taken)?;
+                    records += taken.len() as u64;
+                }
+                Entry::Advance(watermark) => {
+                    feed.advance(watermark)?;
+                }
+            }
+        }
+        if records > 0 {
+            tracing::info!(log = %path.display(), records, "input log: applied what it held");
+        }
+        Ok(HttpSource { feed, log: Some(log), records: AtomicU64::new(records) })
     }
 
-    /// Feeds one request's records, in order, and advances the input.
-    pub fn post(&self, records: &[&[u8]]) -> Result<IngestReport, FeedError> {
-        let report = self.feed.records(records)?;
+    /// Feeds one request's records, in order, and advances the input; durable first
+    /// when the input has a log.
+    pub fn post(&self, records: &[&[u8]]) -> Result<IngestReport, HttpError> {
+        let apply = || self.feed.records(records);
+        let report = match &self.log {
+            Some(log) => log.append_records(records, apply)??,
+            None => apply()?,
+        };
         self.records.fetch_add(records.len() as u64, Ordering::SeqCst);
         Ok(report)
+    }
+
+    /// Moves the input's watermark to at least `watermark` (durable first when the
+    /// input has a log); the watermark it has then.
+    pub fn advance(&self, watermark: Time) -> Result<Time, HttpError> {
+        let apply = || self.feed.advance(watermark);
+        Ok(match &self.log {
+            Some(log) => log.append_advance(watermark, apply)??,
+            None => apply()?,
+        })
     }
 }
 
@@ -49,12 +107,12 @@ mod tests {
     #[test]
     fn the_position_counts_the_records_fed_and_resumes() {
         let feed = Arc::new(Kept::default());
-        let source = HttpSource::new(feed.clone(), None);
+        let source = HttpSource::open(feed.clone(), None, None).unwrap();
         source.post(&[b"1", b"2"]).unwrap();
         source.post(&[b"3"]).unwrap();
         assert_eq!(source.position(), Position::Http { records: 3 });
         assert_eq!(*feed.records.lock().unwrap(), ["1", "2", "3"]);
-        let again = HttpSource::new(feed, Some(source.position()));
+        let again = HttpSource::open(feed, Some(source.position()), None).unwrap();
         again.post(&[b"4"]).unwrap();
         assert_eq!(again.position(), Position::Http { records: 4 });
     }
@@ -62,9 +120,35 @@ mod tests {
     #[test]
     fn refused_records_do_not_count() {
         let feed = Arc::new(Kept { refuse_after: Some(1), ..Kept::default() });
-        let source = HttpSource::new(feed, None);
+        let source = HttpSource::open(feed, None, None).unwrap();
         source.post(&[b"1"]).unwrap();
         assert!(source.post(&[b"2"]).is_err());
         assert_eq!(source.position(), Position::Http { records: 1 });
+    }
+
+    #[test]
+    fn a_log_gives_back_every_request_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let feed = Arc::new(Kept::default());
+        let source = HttpSource::open(feed.clone(), None, Some(path.clone())).unwrap();
+        source.post(&[b"1", b"2"]).unwrap();
+        assert_eq!(source.advance(40).unwrap(), 40);
+        source.post(&[b"3"]).unwrap();
+        drop(source);
+
+        let again = Arc::new(Kept::default());
+        let source = HttpSource::open(again.clone(), None, Some(path.clone())).unwrap();
+        assert_eq!(*again.records.lock().unwrap(), ["1", "2", "advance 40", "3"]);
+        assert_eq!(source.position(), Position::Http { records: 3 });
+        source.post(&[b"4"]).unwrap();
+        drop(source);
+        let third = Arc::new(Kept::default());
+        HttpSource::open(third.clone(), None, Some(path.clone())).unwrap();
+        assert_eq!(third.records.lock().unwrap().len(), 5);
+
+        // A log that cannot be read is an error, not an empty input.
+        std::fs::write(&path, b"not a log").unwrap();
+        assert!(matches!(HttpSource::open(Arc::new(Kept::default()), None, Some(path)), Err(HttpError::Log(_))));
     }
 }

@@ -1,0 +1,441 @@
+//! The write-ahead log of an HTTP input: every request's records, and every advance,
+//! made durable before they are applied and answered.
+//!
+//! A log is a file `DATA_DIR/log/<job>/<input>.log`: a header, then one frame per
+//! request, `len: u32 LE | crc32(payload): u32 LE | payload`, where the payload is
+//! `1 | count: u32 | (len: u32 | record bytes)*` for records and `2 | watermark: u64`
+//! for an advance. Appends are group-committed: each request writes its frame, then
+//! waits until some request's `fdatasync` covers it (one sync for every request that
+//! arrived meanwhile), then takes its turn, in the log's order, to be applied. So the
+//! job applies requests in exactly the order a replay will, and nothing a client saw
+//! acknowledged, or a subscriber saw applied, can be missing after a crash.
+//!
+//! Opening a log reads it back: a frame cut short at the end of the file (a crash in
+//! the middle of a write, never acknowledged) is cut off; a damaged frame with frames
+//! after it is an error, never skipped.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::pipeline::Time;
+
+/// The first bytes of every log file: the format and its version.
+const HEADER: &[u8; 8] = b"TMLOG\x001\n";
+const RECORDS: u8 = 1;
+const ADVANCE: u8 = 2;
+/// The largest frame a log accepts back (a length beyond it is damage).
+const MAX_FRAME: u32 = 1 << 30;
+
+/// One logged request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Records, in order.
+    Records(Vec<Vec<u8>>),
+    /// An advance of the input's watermark.
+    Advance(Time),
+}
+
+/// A log that cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The file system refused.
+    #[error("input log {}: {source}", path.display())]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a log of this version.
+    #[error("input log {}: not a tidemark input log of this version", path.display())]
+    Header {
+        /// The log.
+        path: PathBuf,
+    },
+    /// A frame is damaged and frames follow it.
+    #[error("input log {}: frame at byte {offset} is damaged ({why}); the log is kept as it is", path.display())]
+    Damaged {
+        /// The log.
+        path: PathBuf,
+        /// Where the frame starts.
+        offset: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An earlier write or sync failed: what the log holds is unknown.
+    #[error("input log {}: an earlier write failed ({why}); the input takes no more until the job restarts", path.display())]
+    Broken {
+        /// The log.
+        path: PathBuf,
+        /// What failed.
+        why: String,
+    },
+}
+
+/// Where the log stands; guarded by [`Log::state`].
+struct State {
+    file: File,
+    /// Frames written, and the byte length they make.
+    written: u64,
+    bytes: u64,
+    /// Frames known durable.
+    synced: u64,
+    /// Whether some request is syncing now.
+    syncing: bool,
+    /// Frames applied to the job, in order.
+    applied: u64,
+    /// Why the log takes no more.
+    broken: Option<String>,
+}
+
+/// An open log.
+pub struct Log {
+    path: PathBuf,
+    state: Mutex<State>,
+    /// Signalled when `synced`, `applied` or `broken` change.
+    changed: Condvar,
+}
+
+impl Log {
+    /// Opens (or creates) the log at `path` and returns it with the entries it holds,
+    /// oldest first, and the bytes a torn last frame held (cut off).
+    pub fn open(path: &Path) -> Result<(Log, Vec<Entry>, u64), LogError> {
+        let io = |source| LogError::Io { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let length = file.metadata().map_err(io)?.len();
+        // A header cut short: the log was being created, and holds nothing.
+        let mut start = [0u8; HEADER.len()];
+        let read = if length < HEADER.len() as u64 { file.read(&mut start).map_err(io)? } else { 0 };
+        let empty = length == 0 || (length < HEADER.len() as u64 && start[..read] == HEADER[..read]);
+        let (entries, good) = if empty {
+            file.set_len(0).map_err(io)?;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(HEADER).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            sync_dir(path).map_err(io)?;
+            (Vec::new(), HEADER.len() as u64)
+        } else {
+            read_frames(path, &mut file, length)?
+        };
+        let torn = length.saturating_sub(good);
+        if torn > 0 {
+            tracing::warn!(log = %path.display(), bytes = torn, "input log: cut off a torn last frame (never acknowledged)");
+            file.set_len(good).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        file.seek(SeekFrom::Start(good)).map_err(io)?;
+        let frames = entries.len() as u64;
+        let state =
+            State { file, written: frames, bytes: good, synced: frames, syncing: false, applied: frames, broken: None };
+        Ok((Log { path: path.to_path_buf(), state: Mutex::new(state), changed: Condvar::new() }, entries, torn))
+    }
+
+    /// Appends `records`, waits until they are durable and it is their turn, applies
+    /// them with `apply`, and returns what that returned. Requests are applied in log
+    /// order.
+    pub fn append_records<T>(&self, records: &[&[u8]], apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        self.append(encode_records(records), apply)
+    }
+
+    /// Appends an advance to `watermark`, then applies it as
+    /// [`append_records`](Log::append_records) does.
+    pub fn append_advance<T>(&self, watermark: Time, apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        self.append(encode_advance(watermark), apply)
+    }
+
+    fn append<T>(&self, frame: Vec<u8>, apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        let mut state = self.lock();
+        self.check(&state)?;
+        if let Err(error) = state.file.write_all(&frame) {
+            // Take the partial frame back, so the file stays a sequence of frames.
+            let bytes = state.bytes;
+            let undone = state.file.set_len(bytes).and_then(|()| state.file.seek(SeekFrom::Start(bytes)).map(drop));
+            if undone.is_err() {
+                self.break_with(&mut state, &error);
+            }
+            return Err(LogError::Io { path: self.path.clone(), source: error });
+        }
+        state.written += 1;
+        state.bytes += frame.len() as u64;
+        let seq = state.written;
+        state = self.sync_through(state, seq)?;
+        while state.applied + 1 != seq {
+            self.check(&state)?;
+            state = self.changed.wait(state).expect("log lock");
+        }
+        drop(state);
+        let answer = apply();
+        let mut state = self.lock();
+        state.applied = seq;
+        self.changed.notify_all();
+        Ok(answer)
+    }
+
+    /// Waits until frame `seq` is durable, syncing for every waiting request if no one
+    /// else is.
+    fn sync_through<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        seq: u64,
+    ) -> Result<MutexGuard<'a, State>, LogError> {
+        loop {
+            self.check(&state)?;
+            if state.synced >= seq {
+                return Ok(state);
+            }
+            if state.syncing {
+                state = self.changed.wait(state).expect("log lock");
+                continue;
+            }
+            state.syncing = true;
+            let through = state.written;
+            let file = state.file.try_clone();
+            drop(state);
+            let synced = file.and_then(|file| file.sync_data());
+            state = self.lock();
+            state.syncing = false;
+            match synced {
+                Ok(()) => state.synced = state.synced.max(through),
+                Err(error) => self.break_with(&mut state, &error),
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("log lock")
+    }
+
+    fn check(&self, state: &State) -> Result<(), LogError> {
+        match &state.broken {
+            Some(why) => Err(LogError::Broken { path: self.path.clone(), why: why.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn break_with(&self, state: &mut State, error: &std::io::Error) {
+        tracing::error!(log = %self.path.display(), %error, "input log: a write failed; the input takes no more");
+        state.broken = Some(error.to_string());
+        self.changed.notify_all();
+    }
+
+    /// Frames in the log, and its length in bytes.
+    pub fn position(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.applied, state.bytes)
+    }
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+fn encode_records(records: &[&[u8]]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(5 + records.iter().map(|r| r.len() + 4).sum::<usize>());
+    payload.push(RECORDS);
+    payload.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for record in records {
+        payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        payload.extend_from_slice(record);
+    }
+    framed(payload)
+}
+
+fn encode_advance(watermark: Time) -> Vec<u8> {
+    let mut payload = vec![ADVANCE];
+    payload.extend_from_slice(&watermark.to_le_bytes());
+    framed(payload)
+}
+
+fn framed(payload: Vec<u8>) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 8);
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+fn decode(payload: &[u8]) -> Option<Entry> {
+    let (&kind, mut rest) = payload.split_first()?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        rest = tail;
+        Some(head)
+    };
+    let u32_at = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize;
+    let entry = match kind {
+        RECORDS => {
+            let count = u32_at(take(4)?);
+            let mut records = Vec::with_capacity(count.min(1 << 16));
+            for _ in 0..count {
+                let len = u32_at(take(4)?);
+                records.push(take(len)?.to_vec());
+            }
+            Entry::Records(records)
+        }
+        ADVANCE => Entry::Advance(u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"))),
+        _ => return None,
+    };
+    rest.is_empty().then_some(entry)
+}
+
+/// Reads the frames of `file` (`length` bytes): the entries and the length of the
+/// part that holds whole frames.
+fn read_frames(path: &Path, file: &mut File, length: u64) -> Result<(Vec<Entry>, u64), LogError> {
+    let io = |source| LogError::Io { path: path.to_path_buf(), source };
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = BufReader::with_capacity(1 << 20, &mut *file);
+    let mut header = [0u8; HEADER.len()];
+    if length < HEADER.len() as u64 || reader.read_exact(&mut header).is_err() || &header != HEADER {
+        return Err(LogError::Header { path: path.to_path_buf() });
+    }
+    let mut entries = Vec::new();
+    let mut offset = HEADER.len() as u64;
+    loop {
+        let remaining = length - offset;
+        if remaining == 0 {
+            return Ok((entries, offset));
+        }
+        let damaged = |why| LogError::Damaged { path: path.to_path_buf(), offset, why };
+        if remaining < 8 {
+            return Ok((entries, offset)); // a torn frame head
+        }
+        let mut head = [0u8; 8];
+        reader.read_exact(&mut head).map_err(io)?;
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+        if len > MAX_FRAME {
+            return Err(damaged("a length beyond any frame"));
+        }
+        let end = offset + 8 + u64::from(len);
+        if end > length {
+            return Ok((entries, offset)); // a torn frame body
+        }
+        let mut payload = vec![0u8; len as usize];
+        reader.read_exact(&mut payload).map_err(io)?;
+        let entry = (crc32fast::hash(&payload) == crc).then(|| decode(&payload)).flatten();
+        match entry {
+            Some(entry) => entries.push(entry),
+            // The last frame, written in part before a crash: never acknowledged.
+            None if end == length => return Ok((entries, offset)),
+            None => return Err(damaged("its checksum or contents do not match")),
+        }
+        offset = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn records(texts: &[&str]) -> Entry {
+        Entry::Records(texts.iter().map(|t| t.as_bytes().to_vec()).collect())
+    }
+
+    fn encode(entry: &Entry) -> Vec<u8> {
+        match entry {
+            Entry::Records(records) => encode_records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            Entry::Advance(watermark) => encode_advance(*watermark),
+        }
+    }
+
+    fn append(log: &Log, entry: &Entry) {
+        match entry {
+            Entry::Records(records) => {
+                log.append_records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>(), || ()).unwrap()
+            }
+            Entry::Advance(watermark) => log.append_advance(*watermark, || ()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn entries_come_back_in_order_and_torn_tails_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j").join("events.log");
+        let (log, entries, torn) = Log::open(&path).unwrap();
+        assert!(entries.is_empty() && torn == 0);
+        let written = [records(&["a", "bc"]), Entry::Advance(7), records(&[]), records(&["{\"x\": 1}"])];
+        for entry in &written {
+            append(&log, entry);
+        }
+        assert_eq!(log.position().0, 4);
+        drop(log);
+        let (_, entries, torn) = Log::open(&path).unwrap();
+        assert_eq!((entries.as_slice(), torn), (&written[..], 0));
+
+        // A crash in the middle of the next frame: its part is cut, the rest stays.
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let frame = encode(&records(&["lost"]));
+        for cut in [1, 8, frame.len() - 1] {
+            let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+            file.write_all(&frame[..cut]).unwrap();
+            drop(file);
+            let (log, entries, torn) = Log::open(&path).unwrap();
+            assert_eq!((entries.as_slice(), torn), (&written[..], cut as u64), "cut at {cut}");
+            assert_eq!(log.position(), (4, whole));
+        }
+    }
+
+    #[test]
+    fn damage_before_the_end_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let (log, _, _) = Log::open(&path).unwrap();
+        append(&log, &records(&["first"]));
+        append(&log, &records(&["second"]));
+        drop(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER.len() + 8] ^= 0xff; // the first frame's payload
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Log::open(&path).err().expect("damaged");
+        assert!(matches!(error, LogError::Damaged { offset: 8, .. }), "{error}");
+        // Only the last frame damaged: taken for a torn write, cut off.
+        bytes[HEADER.len() + 8] ^= 0xff;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, entries, torn) = Log::open(&path).unwrap();
+        assert_eq!((entries, torn), (vec![records(&["first"])], encode(&records(&["second"])).len() as u64));
+        std::fs::write(&path, b"something else").unwrap();
+        assert!(matches!(Log::open(&path), Err(LogError::Header { .. })));
+    }
+
+    #[test]
+    fn concurrent_appends_are_applied_in_log_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let (log, _, _) = Log::open(&path).unwrap();
+        let log = Arc::new(log);
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (log, applied) = (log.clone(), applied.clone());
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let text = format!("{t}-{i}");
+                        let kept = records(&[&text]);
+                        log.append_records(&[text.as_bytes()], || applied.lock().unwrap().push(kept)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(log);
+        let (_, entries, _) = Log::open(&path).unwrap();
+        assert_eq!(entries.len(), 200);
+        assert_eq!(entries, *applied.lock().unwrap());
+    }
+}

@@ -1,0 +1,193 @@
+//! Acknowledged means durable: the real binary killed (`kill -9`) at seeded random
+//! moments while four writers feed it over HTTP, restarted on the same data
+//! directory, three rounds; every acknowledged request is applied exactly once, every
+//! request all or nothing.
+//!
+//! Each request carries the records of one key of its own, all in one window, so its
+//! window row tells whether it was applied, and whole: the row must be absent or hold
+//! exactly the request's count and sum. Acknowledged requests must have their row;
+//! requests cut by the kill (sent, no answer) may have it or not; no other row may
+//! exist. Lateness cannot hide a record: `max_out_of_orderness` is larger than any
+//! event time, so no record is too late whatever order the writers' requests took.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::service::{Child, spawn_binary};
+
+const WRITERS: usize = 4;
+const RECORDS_PER_REQUEST: usize = 20;
+const WINDOW: u64 = 1_000;
+
+/// What became of the requests sent: key -> (count, sum) for the acknowledged ones
+/// and for the ones the kill cut (no answer).
+#[derive(Default)]
+struct Sent {
+    acknowledged: BTreeMap<String, (u64, i64)>,
+    cut: BTreeMap<String, (u64, i64)>,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(dir: &Path, round: usize) -> Server {
+        let config = dir.join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let log = dir.join(format!("server-{round}.log"));
+        let (child, base) = spawn_binary(&config, &dir.join("data"), log).await;
+        Server { child, base }
+    }
+}
+
+/// The records of request `n` of writer `w`: one key, one window, values from `rng`.
+fn request(w: usize, n: usize, rng: &mut ChaCha8Rng) -> (String, Vec<Value>, (u64, i64)) {
+    let key = format!("w{w}-r{n}");
+    let start = rng.random_range(0..500u64) * WINDOW;
+    let records: Vec<Value> = (0..RECORDS_PER_REQUEST)
+        .map(|_| json!({"key": key, "ts": start + rng.random_range(0..WINDOW), "value": rng.random_range(-100..100)}))
+        .collect();
+    let sum = records.iter().map(|r| r["value"].as_i64().unwrap()).sum();
+    (key, records, (RECORDS_PER_REQUEST as u64, sum))
+}
+
+/// Writer `w` posts requests until its client fails (the server was killed).
+async fn write(base: String, w: usize, round: usize, seed: u64, sent: Arc<Mutex<Sent>>) {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((w as u64) << 32) ^ round as u64);
+    for n in 0.. {
+        let (key, records, expected) = request(w, round * 1_000_000 + n, &mut rng);
+        let answer = client.post(format!("{base}/api/v1/jobs/d/inputs/events")).json(&records).send().await;
+        match answer {
+            Ok(response) if response.status() == 200 => {
+                sent.lock().unwrap().acknowledged.insert(key, expected);
+            }
+            Ok(response) => panic!("writer {w}: answered {}: {:?}", response.status(), response.text().await),
+            Err(_) => {
+                sent.lock().unwrap().cut.insert(key, expected);
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_survive_kill_9_exactly_once() {
+    let seed: u64 = std::env::var("TIDEMARK_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Arc::new(Mutex::new(Sent::default()));
+    let client = reqwest::Client::new();
+
+    let mut server = Server::start(dir.path(), 0).await;
+    let spec = json!({
+        "name": "d",
+        "dataflow": "window_agg",
+        "params": {
+            "window": {"tumbling": {"size": WINDOW}},
+            "max_out_of_orderness": 1_000_000_000u64,
+            "idle_timeout_ms": null,
+        },
+    });
+    let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+
+    for round in 0..3 {
+        let writers: Vec<_> =
+            (0..WRITERS).map(|w| tokio::spawn(write(server.base.clone(), w, round, seed, sent.clone()))).collect();
+        // Kill at a seeded random moment while the writers run.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
+        server.child.kill();
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        server = Server::start(dir.path(), round + 1).await;
+    }
+
+    // Past every event time (windows stay for `retention`, an hour of event time).
+    let advance = json!({"watermark": 600_000});
+    let advanced =
+        client.post(format!("{}/api/v1/jobs/d/inputs/events/advance", server.base)).json(&advance).send().await;
+    assert_eq!(advanced.unwrap().status(), 200);
+    let answer = client.get(format!("{}/api/v1/jobs/d/outputs/windows", server.base)).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    let rows: BTreeMap<String, (u64, i64)> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let sum = r["sum"].as_f64().unwrap();
+            (r["key"].as_str().unwrap().to_string(), (r["count"].as_u64().unwrap(), sum as i64))
+        })
+        .collect();
+    let sent = std::mem::take(&mut *sent.lock().unwrap());
+    assert!(sent.acknowledged.len() > 3 * WRITERS, "too few requests got through: {}", sent.acknowledged.len());
+    let mut wrong = Vec::new();
+    for (key, expected) in &sent.acknowledged {
+        if rows.get(key) != Some(expected) {
+            wrong.push(format!("acknowledged {key}: expected {expected:?}, found {:?}", rows.get(key)));
+        }
+    }
+    for (key, found) in &rows {
+        match (sent.acknowledged.get(key), sent.cut.get(key)) {
+            (Some(_), _) => {}
+            (None, Some(expected)) if found == expected => {}
+            (None, Some(expected)) => wrong.push(format!("cut {key}: in part, {found:?} of {expected:?}")),
+            (None, None) => wrong.push(format!("{key}: never sent, found {found:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} rows wrong:\n{}", wrong.len(), rows.len(), wrong.join("\n"));
+    let status: Value =
+        client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["state"], "running", "{status}");
+}
+
+/// A damaged log is the job's error, shown in its status; the server and its other
+/// jobs go on, and the job can be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_fails_its_job_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), 0).await;
+    for name in ["broken", "fine"] {
+        let spec =
+            json!({"name": name, "dataflow": "window_agg", "params": {"window": {"tumbling": {"size": WINDOW}}}});
+        let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        for n in 0..3 {
+            let records = json!([{"key": "k", "ts": n * 10, "value": n}]);
+            let url = format!("{}/api/v1/jobs/{name}/inputs/events", server.base);
+            assert_eq!(client.post(url).json(&records).send().await.unwrap().status(), 200);
+        }
+    }
+    server.child.kill();
+    let log = dir.path().join("data").join("log").join("broken").join("events.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[20] ^= 0xff; // inside the first of three frames
+    std::fs::write(&log, bytes).unwrap();
+
+    let server = Server::start(dir.path(), 1).await;
+    let status: Value =
+        client.get(format!("{}/api/v1/jobs/broken", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("input `events`") && error.contains("damaged"), "{status}");
+    let refused =
+        client.post(format!("{}/api/v1/jobs/broken/inputs/events", server.base)).json(&json!([])).send().await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let fine: Value =
+        client.get(format!("{}/api/v1/jobs/fine", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((fine["state"].as_str(), fine["inputs"]["events"]["accepted"].as_u64()), (Some("running"), Some(3)));
+    let deleted = client.delete(format!("{}/api/v1/jobs/broken", server.base)).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert!(!log.exists(), "the deleted job's log stays");
+}
