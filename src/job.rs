@@ -338,15 +338,30 @@ impl<E: Engine> RunningJob<E> {
     /// records for the job's idle timeout as if event time had kept passing at the
     /// wall-clock rate since its last record. A server calls this periodically.
     pub fn tick(&self, now: Instant) -> Result<(), JobError> {
+        for input in 0..self.inputs.len() {
+            self.tick_input(input, now)?;
+        }
+        Ok(())
+    }
+
+    /// [`tick`](Self::tick) for input `input` alone.
+    pub fn tick_input(&self, input: usize, now: Instant) -> Result<(), JobError> {
         if self.params.idle_timeout.is_none() {
             return Ok(());
         }
-        for (i, port) in self.inputs.iter().enumerate() {
-            let mut router = port.router.lock().expect("router lock");
-            router.follow_wall_clock(now);
-            self.flush(i, &mut router, 0)?;
-        }
+        let mut router = self.inputs[input].router.lock().expect("router lock");
+        router.follow_wall_clock(now);
+        self.flush(input, &mut router, 0)?;
+        drop(router);
         self.dead_letters(Vec::new())
+    }
+
+    /// The watermark input `input` would follow the wall clock to at `now` (it has been
+    /// quiet for the idle timeout), if that raises it. An input whose moves must be
+    /// replayed from its log advances to it, logged, instead of ticking.
+    pub fn quiet_watermark(&self, input: usize, now: Instant) -> Option<Time> {
+        self.params.idle_timeout?;
+        self.inputs[input].router.lock().expect("router lock").quiet_watermark(now)
     }
 
     /// The largest valid event time input `input` has seen.

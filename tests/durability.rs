@@ -191,3 +191,50 @@ async fn a_damaged_log_fails_its_job_alone() {
     assert_eq!(deleted.status(), 204);
     assert!(!log.exists(), "the deleted job's log stays");
 }
+
+/// The watermark an idle input reaches by following the wall clock is in its log: after
+/// a restart a record that came after such a move is judged as it was (here: too late),
+/// not against the watermark its predecessors alone would give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermarks_moved_by_the_wall_clock_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), 0).await;
+    let spec = json!({
+        "name": "idle",
+        "dataflow": "window_agg",
+        "params": {"window": {"tumbling": {"size": WINDOW}}, "idle_timeout_ms": 200},
+    });
+    let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let post = |base: String, ts: u64| {
+        let client = client.clone();
+        async move {
+            let records = json!([{"key": "k", "ts": ts, "value": 1}]);
+            let answer = client.post(format!("{base}/api/v1/jobs/idle/inputs/events")).json(&records).send().await;
+            answer.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    post(server.base.clone(), 1_000).await;
+    // Quiet: the watermark follows the wall clock past the window's end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value =
+            client.get(format!("{}/api/v1/jobs/idle", server.base)).send().await.unwrap().json().await.unwrap();
+        if status["inputs"]["events"]["watermark"].as_u64().unwrap() >= 2_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the idle input did not follow the clock: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = post(server.base.clone(), 1_500).await;
+    assert_eq!(report["too_late"], 1, "{report}");
+    server.child.kill();
+
+    let server = Server::start(dir.path(), 1).await;
+    let status: Value =
+        client.get(format!("{}/api/v1/jobs/idle", server.base)).send().await.unwrap().json().await.unwrap();
+    let input = &status["inputs"]["events"];
+    assert_eq!((input["accepted"].as_u64(), input["too_late"].as_u64()), (Some(1), Some(1)), "{status}");
+    assert!(input["watermark"].as_u64().unwrap() >= 2_000, "{status}");
+}

@@ -78,8 +78,13 @@ impl InputClock {
     /// rate for `quiet` since the largest event time `max_ts` was seen: the
     /// processing-time fallback for inputs that went quiet.
     pub fn follow_wall_clock(&mut self, max_ts: Time, quiet: Duration) {
+        self.advance_to(self.wall_clock_watermark(max_ts, quiet));
+    }
+
+    /// The watermark [`follow_wall_clock`](Self::follow_wall_clock) moves towards.
+    fn wall_clock_watermark(&self, max_ts: Time, quiet: Duration) -> Time {
         let elapsed = Time::try_from(quiet.as_millis()).unwrap_or(Time::MAX);
-        self.advance_to(max_ts.saturating_add(elapsed).saturating_sub(self.max_out_of_orderness));
+        max_ts.saturating_add(elapsed).saturating_sub(self.max_out_of_orderness)
     }
 
     /// Raises the watermark to at least `watermark`.
@@ -241,14 +246,24 @@ impl InputRouter {
     /// watermark as if event time had kept passing at the wall clock's rate since its
     /// last record.
     pub(crate) fn follow_wall_clock(&mut self, now: Instant) {
-        let Some(idle) = self.idle_timeout else { return };
-        self.follow_lanes(now);
-        if let (Some(max_ts), Some(last)) = (self.max_ts, self.last_arrival) {
-            let quiet = now.saturating_duration_since(last);
-            if quiet >= idle {
-                self.clock.follow_wall_clock(max_ts, quiet);
-            }
+        if self.idle_timeout.is_none() {
+            return;
         }
+        self.follow_lanes(now);
+        if let Some(watermark) = self.quiet_watermark(now) {
+            self.clock.advance_to(watermark);
+        }
+    }
+
+    /// The watermark the processing-time fallback gives an input without lanes that
+    /// has been quiet for the idle timeout at `now`, if that raises it: what an input
+    /// whose every move must be replayable logs as an advance instead.
+    pub(crate) fn quiet_watermark(&self, now: Instant) -> Option<Time> {
+        let idle = self.idle_timeout?;
+        let (max_ts, last) = (self.max_ts?, self.last_arrival?);
+        let quiet = now.saturating_duration_since(last);
+        let watermark = self.clock.wall_clock_watermark(max_ts, quiet).min(MAX_TS);
+        (quiet >= idle && watermark > self.clock.watermark()).then_some(watermark)
     }
 
     /// The state of each lane at `now`.

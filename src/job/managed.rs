@@ -7,7 +7,8 @@
 //! Stopping a job stops its sinks first (so that they write nothing of the job's
 //! shutdown), then its sources, then its dataflow. A job with an idle timeout has a
 //! clock task: every 100 ms it lets idle inputs follow the wall clock
-//! ([`RunningJob::tick`]).
+//! ([`RunningJob::tick_input`]); an HTTP input moves through its source instead, so
+//! that the move is in its log ([`HttpSource::follow_clock`]).
 
 use std::fmt::Display;
 use std::path::Path;
@@ -23,10 +24,14 @@ use crate::ingest::IngestReport;
 use crate::pipeline::Time;
 use crate::sink::{Sink, SinkSpec, SinkStatus};
 use crate::source::generator::GeneratorSource;
+#[cfg(doc)]
+use crate::source::http::HttpSource;
 use crate::source::{Feed, FeedError, Position, Source, SourceSpec, SourceStatus};
 
 /// How often idle inputs follow the wall clock.
 const CLOCK_PERIOD: Duration = Duration::from_millis(100);
+/// The smallest move of an idle HTTP input's watermark (each is a frame of its log).
+const CLOCK_STEP: Duration = Duration::from_secs(1);
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -183,12 +188,36 @@ async fn follow_clock(job: Arc<ManagedJob>) {
     loop {
         ticks.tick().await;
         let ticking = job.clone();
-        match tokio::task::spawn_blocking(move || ticking.job.tick(Instant::now())).await {
+        match tokio::task::spawn_blocking(move || ticking.tick(Instant::now())).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return job.fail(error),
             Err(error) if error.is_cancelled() => return,
             Err(error) => return job.fail(error),
         }
+    }
+}
+
+impl ManagedJob {
+    /// One step of the wall-clock fallback. An HTTP input moves through its source, so
+    /// that its log holds the move (in steps of at least [`CLOCK_STEP`], or the idle
+    /// timeout if shorter, to keep idle logs small); the others follow the clock
+    /// directly.
+    fn tick(&self, now: Instant) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let step = self.job.params().idle_timeout.map_or(CLOCK_STEP, |idle| idle.min(CLOCK_STEP));
+        let step = Time::try_from(step.as_millis()).unwrap_or(Time::MAX);
+        for input in 0..self.job.inputs().len() {
+            let source = self.source(input);
+            match source.as_ref().and_then(|s| s.as_http()) {
+                Some(http) => {
+                    let current = self.job.watermark(input);
+                    if let Some(watermark) = self.job.quiet_watermark(input, now).filter(|w| *w >= current + step) {
+                        http.follow_clock(watermark)?;
+                    }
+                }
+                None => self.job.tick_input(input, now)?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -89,6 +89,19 @@ impl HttpSource {
     }
 }
 
+impl HttpSource {
+    /// Moves the input's watermark to at least `watermark` for the wall-clock fallback
+    /// of an idle input: logged (not synced: the next acknowledged request's sync
+    /// covers it) so that a replay judges later records against the same watermark.
+    pub fn follow_clock(&self, watermark: Time) -> Result<Time, HttpError> {
+        let apply = || self.feed.advance(watermark);
+        Ok(match &self.log {
+            Some(log) => log.append_advance_unsynced(watermark, apply)??,
+            None => apply()?,
+        })
+    }
+}
+
 impl Source for HttpSource {
     fn position(&self) -> Position {
         Position::Http { records: self.records.load(Ordering::SeqCst) }

@@ -148,7 +148,19 @@ impl Log {
         self.append(encode_advance(watermark), apply)
     }
 
+    /// Appends an advance that nobody waits for (a move of the wall-clock fallback)
+    /// and applies it in its turn without waiting for a sync: the next request's sync
+    /// makes it durable with that request, before anything that depends on it is
+    /// acknowledged.
+    pub fn append_advance_unsynced<T>(&self, watermark: Time, apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        self.append_frame(encode_advance(watermark), false, apply)
+    }
+
     fn append<T>(&self, frame: Vec<u8>, apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        self.append_frame(frame, true, apply)
+    }
+
+    fn append_frame<T>(&self, frame: Vec<u8>, sync: bool, apply: impl FnOnce() -> T) -> Result<T, LogError> {
         let mut state = self.lock();
         self.check(&state)?;
         if let Err(error) = state.file.write_all(&frame) {
@@ -163,7 +175,9 @@ impl Log {
         state.written += 1;
         state.bytes += frame.len() as u64;
         let seq = state.written;
-        state = self.sync_through(state, seq)?;
+        if sync {
+            state = self.sync_through(state, seq)?;
+        }
         while state.applied + 1 != seq {
             self.check(&state)?;
             state = self.changed.wait(state).expect("log lock");
@@ -437,5 +451,18 @@ mod tests {
         let (_, entries, _) = Log::open(&path).unwrap();
         assert_eq!(entries.len(), 200);
         assert_eq!(entries, *applied.lock().unwrap());
+    }
+
+    #[test]
+    fn unsynced_advances_keep_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let (log, _, _) = Log::open(&path).unwrap();
+        append(&log, &records(&["a"]));
+        log.append_advance_unsynced(90, || ()).unwrap();
+        append(&log, &records(&["b"]));
+        drop(log);
+        let (_, entries, _) = Log::open(&path).unwrap();
+        assert_eq!(entries, [records(&["a"]), Entry::Advance(90), records(&["b"])]);
     }
 }
