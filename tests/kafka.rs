@@ -685,6 +685,39 @@ async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
     assert_eq!(kafka.read_all(&sink).len(), before, "a restart with nothing new rewrote the sink");
 }
 
+/// An idle job whose input follows the wall clock steps its output every 100 ms; its
+/// sink writes that progress at most once a second, and still the latest frontier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_sink_writes_progress_at_most_once_a_second() {
+    let Some(kafka) = broker() else { return };
+    let (topic, sink) = (unique("idle"), unique("idle-sink"));
+    kafka.create_topic(&topic, 1).await;
+    let events = events(9, 1, 50, 0);
+    kafka.produce(&topic, &events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let mut spec = job_spec("idle", &kafka.brokers, &topic, Some(&sink));
+    spec["params"]["idle_timeout_ms"] = json!(200);
+    let (code, body) = api.post("/api/v1/jobs", &spec).await;
+    assert_eq!(code, 201, "{body}");
+    let progress =
+        |reads: &[Read]| reads.iter().filter(|m| m.value.as_deref().is_some_and(|v| v.contains("progress"))).count();
+    // Caught up and idle: the frontier follows the clock.
+    api.wait_until("idle", "the sink to stream", |s| s["outputs"]["windows"]["sink"]["state"] == "streaming").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = progress(&kafka.read_all(&sink));
+    let frontier_before = api.get("/api/v1/jobs/idle").await.1["outputs"]["windows"]["frontier"].as_u64();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let status = api.get("/api/v1/jobs/idle").await.1;
+    let written = progress(&kafka.read_all(&sink)) - before;
+    assert!(status["outputs"]["windows"]["frontier"].as_u64() > frontier_before, "the clock moved nothing: {status}");
+    assert!((2..=6).contains(&written), "{written} progress messages in 4 s of an idle job");
+    // The frontier still reaches the topic, about once a second.
+    let (_, last) = sink_content(&kafka.read_all(&sink));
+    assert!(last > frontier_before, "last progress {last:?}, frontier 4 s before {frontier_before:?}");
+    server.stop().await;
+}
+
 /// The broker paused (SIGSTOP) for 10 s while records keep coming, then resumed:
 /// the job stays up and answers, then catches up with nothing lost, and its sink
 /// topic sums to exactly the output.

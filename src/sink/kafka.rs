@@ -6,8 +6,9 @@
 //!   key fields as a JSON object (`{"key": "a", "start": 0}`; the whole row for an
 //!   output without key fields), so that a row's changes stay in one partition, in
 //!   order;
-//! - after each frontier step, `{"progress": f}` to every partition: no data message
-//!   with a time below `f` follows.
+//! - after each frontier step that changed the output (and otherwise at most once a
+//!   second, with the latest frontier), `{"progress": f}` to every partition: no data
+//!   message with a time below `f` follows.
 //!
 //! Exactly once, in accumulation: a consumer that sums the diffs of every data
 //! message of the topic gets the output's content. On start (and after any
@@ -54,6 +55,8 @@ mod readback;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a waiting sink checks whether it was stopped.
 const CHECK: Duration = Duration::from_millis(200);
+/// How often at most a sink writes progress after steps that changed nothing.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping sink waits for its messages to be delivered.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -307,6 +310,12 @@ impl Writer {
         (mut steps, partitions): Resumed,
     ) -> Ended {
         self.shared.set_state("streaming");
+        // A frontier not written yet: steps without changes (an idle input following the
+        // clock makes one every 100 ms) write their progress at most every
+        // PROGRESS_INTERVAL, so that an idle job's topic does not grow by the second.
+        let mut pending: Option<Time> = None;
+        let mut last_progress: Option<Instant> = None;
+        let due = |last: Option<Instant>| last.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
         loop {
             if self.stopped() {
                 return Ended::Stop;
@@ -315,7 +324,15 @@ impl Writer {
                 return Ended::Resync;
             }
             let step = match waiter.block_on(async { tokio::time::timeout(CHECK, steps.recv()).await }) {
-                Err(_) => continue,
+                Err(_) => {
+                    if let Some(frontier) = pending.filter(|_| due(last_progress)) {
+                        if !self.send_progress(producer, frontier, partitions) {
+                            return Ended::Stop;
+                        }
+                        (pending, last_progress) = (None, Some(Instant::now()));
+                    }
+                    continue;
+                }
                 Ok(Ok(step)) => step,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => return Ended::Resync,
                 Ok(Err(broadcast::error::RecvError::Closed)) => return Ended::Stop,
@@ -323,15 +340,22 @@ impl Writer {
             // A closing output (its job is being stopped) writes nothing more: what
             // it would flush is not part of the job's results.
             let Some(frontier) = step.frontier else { return Ended::Stop };
+            let mut changed = false;
             for batch in &step.batches {
                 for (row, diff) in batch.changes.iter() {
                     if !self.send_change(producer, batch.time, row, *diff) {
                         return Ended::Stop;
                     }
+                    changed = true;
                 }
             }
-            if !self.send_progress(producer, frontier, partitions) {
-                return Ended::Stop;
+            if changed || due(last_progress) {
+                if !self.send_progress(producer, frontier, partitions) {
+                    return Ended::Stop;
+                }
+                (pending, last_progress) = (None, Some(Instant::now()));
+            } else {
+                pending = Some(frontier);
             }
         }
     }
