@@ -10,12 +10,18 @@
 //! job applies requests in exactly the order a replay will, and nothing a client saw
 //! acknowledged, or a subscriber saw applied, can be missing after a crash.
 //!
+//! Moves of an idle input's watermark by the wall clock are appended without a sync
+//! of their own (the next request's sync covers them), and a move whose frame is the
+//! last one is overwritten in place by the next move: only the latest of consecutive
+//! moves matters to a replay, and an idle input's log does not grow.
+//!
 //! Opening a log reads it back: a frame cut short at the end of the file (a crash in
 //! the middle of a write, never acknowledged) is cut off; a damaged frame with frames
 //! after it is an error, never skipped.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -88,6 +94,10 @@ struct State {
     applied: u64,
     /// Why the log takes no more.
     broken: Option<String>,
+    /// Where the last frame starts, if it is a move of the wall-clock fallback: the
+    /// next such move takes its place instead of following it (only the latest of
+    /// consecutive moves matters), so an idle input's log stays one frame long.
+    last_clock: Option<u64>,
 }
 
 /// An open log.
@@ -130,8 +140,16 @@ impl Log {
         }
         file.seek(SeekFrom::Start(good)).map_err(io)?;
         let frames = entries.len() as u64;
-        let state =
-            State { file, written: frames, bytes: good, synced: frames, syncing: false, applied: frames, broken: None };
+        let state = State {
+            file,
+            written: frames,
+            bytes: good,
+            synced: frames,
+            syncing: false,
+            applied: frames,
+            broken: None,
+            last_clock: None,
+        };
         Ok((Log { path: path.to_path_buf(), state: Mutex::new(state), changed: Condvar::new() }, entries, torn))
     }
 
@@ -163,6 +181,16 @@ impl Log {
     fn append_frame<T>(&self, frame: Vec<u8>, sync: bool, apply: impl FnOnce() -> T) -> Result<T, LogError> {
         let mut state = self.lock();
         self.check(&state)?;
+        if let (false, Some(at)) = (sync, state.last_clock) {
+            // In place of the previous move (same length: an advance frame).
+            if let Err(error) = state.file.write_all_at(&frame, at) {
+                self.break_with(&mut state, &error);
+                return Err(LogError::Io { path: self.path.clone(), source: error });
+            }
+            state.written += 1;
+            let seq = state.written;
+            return self.apply_in_turn(state, seq, apply);
+        }
         if let Err(error) = state.file.write_all(&frame) {
             // Take the partial frame back, so the file stays a sequence of frames.
             let bytes = state.bytes;
@@ -172,13 +200,25 @@ impl Log {
             }
             return Err(LogError::Io { path: self.path.clone(), source: error });
         }
+        state.last_clock = (!sync).then_some(state.bytes);
         state.written += 1;
         state.bytes += frame.len() as u64;
         let seq = state.written;
         if sync {
             state = self.sync_through(state, seq)?;
         }
+        self.apply_in_turn(state, seq, apply)
+    }
+
+    /// Applies write `seq` once every earlier one is applied.
+    fn apply_in_turn<T>(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        seq: u64,
+        apply: impl FnOnce() -> T,
+    ) -> Result<T, LogError> {
         while state.applied + 1 != seq {
+            // A write before this one failed and will never be applied.
             self.check(&state)?;
             state = self.changed.wait(state).expect("log lock");
         }
@@ -348,121 +388,4 @@ fn read_frames(path: &Path, file: &mut File, length: u64) -> Result<(Vec<Entry>,
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn records(texts: &[&str]) -> Entry {
-        Entry::Records(texts.iter().map(|t| t.as_bytes().to_vec()).collect())
-    }
-
-    fn encode(entry: &Entry) -> Vec<u8> {
-        match entry {
-            Entry::Records(records) => encode_records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>()),
-            Entry::Advance(watermark) => encode_advance(*watermark),
-        }
-    }
-
-    fn append(log: &Log, entry: &Entry) {
-        match entry {
-            Entry::Records(records) => {
-                log.append_records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>(), || ()).unwrap()
-            }
-            Entry::Advance(watermark) => log.append_advance(*watermark, || ()).unwrap(),
-        }
-    }
-
-    #[test]
-    fn entries_come_back_in_order_and_torn_tails_are_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j").join("events.log");
-        let (log, entries, torn) = Log::open(&path).unwrap();
-        assert!(entries.is_empty() && torn == 0);
-        let written = [records(&["a", "bc"]), Entry::Advance(7), records(&[]), records(&["{\"x\": 1}"])];
-        for entry in &written {
-            append(&log, entry);
-        }
-        assert_eq!(log.position().0, 4);
-        drop(log);
-        let (_, entries, torn) = Log::open(&path).unwrap();
-        assert_eq!((entries.as_slice(), torn), (&written[..], 0));
-
-        // A crash in the middle of the next frame: its part is cut, the rest stays.
-        let whole = std::fs::metadata(&path).unwrap().len();
-        let frame = encode(&records(&["lost"]));
-        for cut in [1, 8, frame.len() - 1] {
-            let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-            file.write_all(&frame[..cut]).unwrap();
-            drop(file);
-            let (log, entries, torn) = Log::open(&path).unwrap();
-            assert_eq!((entries.as_slice(), torn), (&written[..], cut as u64), "cut at {cut}");
-            assert_eq!(log.position(), (4, whole));
-        }
-    }
-
-    #[test]
-    fn damage_before_the_end_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.log");
-        let (log, _, _) = Log::open(&path).unwrap();
-        append(&log, &records(&["first"]));
-        append(&log, &records(&["second"]));
-        drop(log);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[HEADER.len() + 8] ^= 0xff; // the first frame's payload
-        std::fs::write(&path, &bytes).unwrap();
-        let error = Log::open(&path).err().expect("damaged");
-        assert!(matches!(error, LogError::Damaged { offset: 8, .. }), "{error}");
-        // Only the last frame damaged: taken for a torn write, cut off.
-        bytes[HEADER.len() + 8] ^= 0xff;
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-        let (_, entries, torn) = Log::open(&path).unwrap();
-        assert_eq!((entries, torn), (vec![records(&["first"])], encode(&records(&["second"])).len() as u64));
-        std::fs::write(&path, b"something else").unwrap();
-        assert!(matches!(Log::open(&path), Err(LogError::Header { .. })));
-    }
-
-    #[test]
-    fn concurrent_appends_are_applied_in_log_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.log");
-        let (log, _, _) = Log::open(&path).unwrap();
-        let log = Arc::new(log);
-        let applied = Arc::new(Mutex::new(Vec::new()));
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let (log, applied) = (log.clone(), applied.clone());
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        let text = format!("{t}-{i}");
-                        let kept = records(&[&text]);
-                        log.append_records(&[text.as_bytes()], || applied.lock().unwrap().push(kept)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        drop(log);
-        let (_, entries, _) = Log::open(&path).unwrap();
-        assert_eq!(entries.len(), 200);
-        assert_eq!(entries, *applied.lock().unwrap());
-    }
-
-    #[test]
-    fn unsynced_advances_keep_their_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.log");
-        let (log, _, _) = Log::open(&path).unwrap();
-        append(&log, &records(&["a"]));
-        log.append_advance_unsynced(90, || ()).unwrap();
-        append(&log, &records(&["b"]));
-        drop(log);
-        let (_, entries, _) = Log::open(&path).unwrap();
-        assert_eq!(entries, [records(&["a"]), Entry::Advance(90), records(&["b"])]);
-    }
-}
+mod tests;
