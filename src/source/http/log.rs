@@ -83,14 +83,15 @@ pub enum LogError {
 /// Where the log stands; guarded by [`Log::state`].
 struct State {
     file: File,
-    /// Frames written, and the byte length they make.
+    /// Writes so far (frames appended, and clock moves written in place of the
+    /// previous one), each applied in this order; and the log's length in bytes.
     written: u64,
     bytes: u64,
-    /// Frames known durable.
+    /// Writes known durable.
     synced: u64,
     /// Whether some request is syncing now.
     syncing: bool,
-    /// Frames applied to the job, in order.
+    /// Writes applied to the job, in order.
     applied: u64,
     /// Why the log takes no more.
     broken: Option<String>,
@@ -278,7 +279,7 @@ impl Log {
         self.changed.notify_all();
     }
 
-    /// Frames in the log, and its length in bytes.
+    /// Writes applied (frames, after a restart), and the log's length in bytes.
     pub fn position(&self) -> (u64, u64) {
         let state = self.lock();
         (state.applied, state.bytes)
