@@ -132,6 +132,8 @@ pub enum SourceStatus {
     Plain,
     /// A Kafka source's partitions and latest trouble.
     Kafka(kafka::KafkaStatus),
+    /// A source that takes no more, and why (an HTTP input whose log cannot be written).
+    Failing(String),
 }
 
 /// A running source.

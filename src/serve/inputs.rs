@@ -52,6 +52,12 @@ fn http_source(job: &ManagedJob, index: usize) -> Result<Arc<dyn Source>, ApiErr
 fn http_error(job: &ManagedJob, error: HttpError) -> ApiError {
     match error {
         HttpError::Feed(FeedError::Gone) => ApiError::not_found(Missing::Job, &job.spec.name),
+        HttpError::Log(error) => {
+            tracing::error!(job = %job.spec.name, %error, "an HTTP input cannot log a request");
+            let message = "the input cannot make the request durable (its log cannot be written: the server's disk \
+                           may be full or read-only); nothing of it was applied, and the job's status says why";
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
         error => ApiError::unavailable(error),
     }
 }

@@ -80,6 +80,7 @@ pub(super) fn status(managed: &ManagedJob) -> JobStatus {
                     let error = kafka.error.clone();
                     (Some(PartitionEntry::of(kafka, &job.lanes(i))), error)
                 }
+                SourceStatus::Failing(trouble) => (None, Some(trouble)),
                 SourceStatus::Plain => (None, None),
             };
             let entry = InputStatus {

@@ -9,10 +9,10 @@
 pub mod log;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::{Feed, FeedError, Position, Source};
+use super::{Feed, FeedError, Position, Source, SourceStatus};
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
 use log::{Entry, Log, LogError};
@@ -33,6 +33,8 @@ pub struct HttpSource {
     feed: Arc<dyn Feed>,
     log: Option<Log>,
     records: AtomicU64,
+    /// The latest failure of its log, for job status.
+    trouble: Mutex<Option<String>>,
 }
 
 impl HttpSource {
@@ -44,7 +46,7 @@ impl HttpSource {
                 Some(Position::Http { records }) => records,
                 _ => 0,
             };
-            return Ok(HttpSource { feed, log: None, records: AtomicU64::new(records) });
+            return Ok(HttpSource { feed, log: None, records: AtomicU64::new(records), trouble: Mutex::new(None) });
         };
         let (log, entries, _) = Log::open(&path)?;
         let mut records = 0;
@@ -63,7 +65,7 @@ impl HttpSource {
         if records > 0 {
             tracing::info!(log = %path.display(), records, "input log: applied what it held");
         }
-        Ok(HttpSource { feed, log: Some(log), records: AtomicU64::new(records) })
+        Ok(HttpSource { feed, log: Some(log), records: AtomicU64::new(records), trouble: Mutex::new(None) })
     }
 
     /// Feeds one request's records, in order, and advances the input; durable first
@@ -71,7 +73,7 @@ impl HttpSource {
     pub fn post(&self, records: &[&[u8]]) -> Result<IngestReport, HttpError> {
         let apply = || self.feed.records(records);
         let report = match &self.log {
-            Some(log) => log.append_records(records, apply)??,
+            Some(log) => self.logged(log.append_records(records, apply))??,
             None => apply()?,
         };
         self.records.fetch_add(records.len() as u64, Ordering::SeqCst);
@@ -83,9 +85,17 @@ impl HttpSource {
     pub fn advance(&self, watermark: Time) -> Result<Time, HttpError> {
         let apply = || self.feed.advance(watermark);
         Ok(match &self.log {
-            Some(log) => log.append_advance(watermark, apply)??,
+            Some(log) => self.logged(log.append_advance(watermark, apply))??,
             None => apply()?,
         })
+    }
+
+    /// Keeps a log failure for job status.
+    fn logged<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(error) = &result {
+            *self.trouble.lock().expect("trouble lock") = Some(error.to_string());
+        }
+        result
     }
 }
 
@@ -96,7 +106,7 @@ impl HttpSource {
     pub fn follow_clock(&self, watermark: Time) -> Result<Time, HttpError> {
         let apply = || self.feed.advance(watermark);
         Ok(match &self.log {
-            Some(log) => log.append_advance_unsynced(watermark, apply)??,
+            Some(log) => self.logged(log.append_advance_unsynced(watermark, apply))??,
             None => apply()?,
         })
     }
@@ -105,6 +115,13 @@ impl HttpSource {
 impl Source for HttpSource {
     fn position(&self) -> Position {
         Position::Http { records: self.records.load(Ordering::SeqCst) }
+    }
+
+    fn status(&self) -> SourceStatus {
+        match self.trouble.lock().expect("trouble lock").clone() {
+            Some(trouble) => SourceStatus::Failing(trouble),
+            None => SourceStatus::Plain,
+        }
     }
 
     fn as_http(&self) -> Option<&HttpSource> {
@@ -163,5 +180,19 @@ mod tests {
         // A log that cannot be read is an error, not an empty input.
         std::fs::write(&path, b"not a log").unwrap();
         assert!(matches!(HttpSource::open(Arc::new(Kept::default()), None, Some(path)), Err(HttpError::Log(_))));
+    }
+
+    #[test]
+    fn a_log_that_fails_shows_in_the_status_and_applies_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let feed = Arc::new(Kept::default());
+        let source = HttpSource::open(feed.clone(), None, Some(path.clone())).unwrap();
+        assert_eq!(source.status(), SourceStatus::Plain);
+        source.log.as_ref().unwrap().refuse_writes();
+        assert!(matches!(source.post(&[b"1"]), Err(HttpError::Log(_))));
+        assert!(matches!(source.status(), SourceStatus::Failing(why) if why.contains("events.log")));
+        assert!(feed.records.lock().unwrap().is_empty());
+        assert_eq!(source.position(), Position::Http { records: 0 });
     }
 }

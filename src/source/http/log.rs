@@ -87,8 +87,9 @@ struct State {
     /// previous one), each applied in this order; and the log's length in bytes.
     written: u64,
     bytes: u64,
-    /// Writes known durable.
+    /// Writes known durable, and the length they make.
     synced: u64,
+    synced_bytes: u64,
     /// Whether some request is syncing now.
     syncing: bool,
     /// Writes applied to the job, in order.
@@ -146,6 +147,7 @@ impl Log {
             written: frames,
             bytes: good,
             synced: frames,
+            synced_bytes: good,
             syncing: false,
             applied: frames,
             broken: None,
@@ -248,18 +250,34 @@ impl Log {
                 continue;
             }
             state.syncing = true;
-            let through = state.written;
+            let (through, through_bytes) = (state.written, state.bytes);
             let file = state.file.try_clone();
             drop(state);
             let synced = file.and_then(|file| file.sync_data());
             state = self.lock();
             state.syncing = false;
             match synced {
-                Ok(()) => state.synced = state.synced.max(through),
-                Err(error) => self.break_with(&mut state, &error),
+                Ok(()) => {
+                    state.synced = state.synced.max(through);
+                    state.synced_bytes = state.synced_bytes.max(through_bytes);
+                }
+                Err(error) => {
+                    // Nothing written since the last good sync was acknowledged: take
+                    // it back (best effort), so a restart does not apply what its
+                    // clients were told failed.
+                    let _ = state.file.set_len(state.synced_bytes);
+                    self.break_with(&mut state, &error);
+                }
             }
             self.changed.notify_all();
         }
+    }
+
+    /// Makes every later write fail, as on a full or read-only file system: the file
+    /// is swapped for a handle opened for reading.
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self) {
+        self.lock().file = File::open(&self.path).expect("the log reopens for reading");
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

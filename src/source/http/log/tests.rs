@@ -133,3 +133,22 @@ fn unsynced_advances_keep_their_place() {
     let three_moves = HEADER.len() + encode(&records(&["a"])).len() * 2 + encode(&Entry::Advance(0)).len() * 2;
     assert_eq!(length, three_moves as u64, "three moves in a row take one frame");
 }
+
+#[test]
+fn a_write_that_fails_applies_nothing_and_breaks_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.log");
+    let (log, _, _) = Log::open(&path).unwrap();
+    append(&log, &records(&["kept"]));
+    log.refuse_writes();
+    let mut applied = false;
+    let error = log.append_records(&[b"lost"], || applied = true).unwrap_err();
+    assert!(matches!(error, LogError::Io { .. }), "{error}");
+    let error = log.append_advance(5, || applied = true).unwrap_err();
+    assert!(matches!(error, LogError::Broken { .. }), "{error}");
+    assert!(error.to_string().contains("takes no more"), "{error}");
+    assert!(!applied);
+    drop(log);
+    let (_, entries, torn) = Log::open(&path).unwrap();
+    assert_eq!((entries, torn), (vec![records(&["kept"])], 0));
+}
