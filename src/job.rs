@@ -338,21 +338,19 @@ impl<E: Engine> RunningJob<E> {
     /// records for the job's idle timeout as if event time had kept passing at the
     /// wall-clock rate since its last record. A server calls this periodically.
     pub fn tick(&self, now: Instant) -> Result<(), JobError> {
-        for input in 0..self.inputs.len() {
-            self.tick_input(input, now)?;
-        }
-        Ok(())
+        self.tick_inputs(0..self.inputs.len(), now)
     }
 
-    /// [`tick`](Self::tick) for input `input` alone.
-    pub fn tick_input(&self, input: usize, now: Instant) -> Result<(), JobError> {
+    /// [`tick`](Self::tick) for `inputs` alone.
+    pub fn tick_inputs(&self, inputs: impl IntoIterator<Item = usize>, now: Instant) -> Result<(), JobError> {
         if self.params.idle_timeout.is_none() {
             return Ok(());
         }
-        let mut router = self.inputs[input].router.lock().expect("router lock");
-        router.follow_wall_clock(now);
-        self.flush(input, &mut router, 0)?;
-        drop(router);
+        for input in inputs {
+            let mut router = self.inputs[input].router.lock().expect("router lock");
+            router.follow_wall_clock(now);
+            self.flush(input, &mut router, 0)?;
+        }
         self.dead_letters(Vec::new())
     }
 

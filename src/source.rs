@@ -153,16 +153,6 @@ pub trait Source: Send + Sync {
 }
 
 impl SourceSpec {
-    /// The spec's kind, as specs name it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceSpec::Http => "http",
-            SourceSpec::File { .. } => "file",
-            SourceSpec::Generator(_) => "generator",
-            SourceSpec::Kafka(_) => "kafka",
-        }
-    }
-
     /// Starts the source of one input, feeding `feed`, from `from` if given (a
     /// position it reported before), else from its beginning; an HTTP input keeps its
     /// write-ahead log at `log` if given. `name` names it in logs. Generator specs are

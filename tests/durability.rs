@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use crate::service::{Child, spawn_binary};
+use crate::service::{Child, spawn_in};
 
 const WRITERS: usize = 4;
 const RECORDS_PER_REQUEST: usize = 20;
@@ -40,10 +40,7 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, round: usize) -> Server {
-        let config = dir.join("empty.toml");
-        std::fs::write(&config, "").unwrap();
-        let log = dir.join(format!("server-{round}.log"));
-        let (child, base) = spawn_binary(&config, &dir.join("data"), log).await;
+        let (child, base) = spawn_in(dir, &format!("server-{round}")).await;
         Server { child, base }
     }
 }

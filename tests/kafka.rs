@@ -23,7 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::harness::{self, Expected, Reference};
-use crate::service::{Child, TestServer, spawn_binary};
+use crate::service::{Child, TestServer, spawn_in};
 
 // ---------------------------------------------------------------------------
 // The broker
@@ -627,10 +627,7 @@ struct Process {
 
 impl Process {
     async fn start(data_dir: &Path) -> Process {
-        let config = data_dir.join("empty.toml");
-        std::fs::write(&config, "").unwrap();
-        let log = data_dir.join(format!("server-{}.log", unique("run")));
-        let (child, base) = spawn_binary(&config, &data_dir.join("data"), log).await;
+        let (child, base) = spawn_in(data_dir, &format!("server-{}", unique("run"))).await;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         Process { child, api: Api { base, client } }
     }

@@ -163,6 +163,15 @@ pub async fn spawn_binary(config: &Path, data_dir: &Path, log: PathBuf) -> (Chil
     spawn_binary_with(config, data_dir, log, &[], "info").await
 }
 
+/// [`spawn_binary`] with no jobs configured and its data in `dir/data`, so that a
+/// server killed there can be started again on the same data; its log is
+/// `dir/<log>.log`.
+pub async fn spawn_in(dir: &Path, log: &str) -> (Child, String) {
+    let config = dir.join("empty.toml");
+    std::fs::write(&config, "").expect("empty config");
+    spawn_binary(&config, &dir.join("data"), dir.join(format!("{log}.log"))).await
+}
+
 /// [`spawn_binary`] with more arguments (`--listen` among them replaces the default)
 /// and a log filter (`RUST_LOG`); the base URL is `http://ADDR` whatever the scheme.
 pub async fn spawn_binary_with(

@@ -7,7 +7,7 @@
 //! Stopping a job stops its sinks first (so that they write nothing of the job's
 //! shutdown), then its sources, then its dataflow. A job with an idle timeout has a
 //! clock task: every 100 ms it lets idle inputs follow the wall clock
-//! ([`RunningJob::tick_input`]); an HTTP input moves through its source instead, so
+//! ([`RunningJob::tick_inputs`]); an HTTP input moves through its source instead, so
 //! that the move is in its log ([`HttpSource::follow_clock`]).
 
 use std::fmt::Display;
@@ -205,6 +205,7 @@ impl ManagedJob {
     fn tick(&self, now: Instant) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let step = self.job.params().idle_timeout.map_or(CLOCK_STEP, |idle| idle.min(CLOCK_STEP));
         let step = Time::try_from(step.as_millis()).unwrap_or(Time::MAX);
+        let mut others = Vec::new();
         for input in 0..self.job.inputs().len() {
             let source = self.source(input);
             match source.as_ref().and_then(|s| s.as_http()) {
@@ -214,9 +215,10 @@ impl ManagedJob {
                         http.follow_clock(watermark)?;
                     }
                 }
-                None => self.job.tick_input(input, now)?,
+                None => others.push(input),
             }
         }
+        self.job.tick_inputs(others, now)?;
         Ok(())
     }
 }

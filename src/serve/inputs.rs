@@ -15,8 +15,8 @@ use super::schema::{AdvanceRequest, Advanced, Sorted};
 use crate::ingest::IngestReport;
 use crate::ingest::format::{json_array_records, ndjson_records};
 use crate::job::managed::{JobState, ManagedJob};
-use crate::source::http::HttpError;
-use crate::source::{FeedError, Source, SourceSpec};
+use crate::source::http::{HttpError, HttpSource};
+use crate::source::{FeedError, SourceSpec};
 
 pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -39,19 +39,17 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
     Ok((managed, index))
 }
 
-/// The HTTP source of input `index` of `job`.
-fn http_source(job: &ManagedJob, index: usize) -> Result<Arc<dyn Source>, ApiError> {
-    let source = job.source(index).ok_or_else(|| ApiError::not_found(Missing::Job, &job.spec.name))?;
-    match source.as_http() {
-        Some(_) => Ok(source),
-        None => Err(ApiError::not_found(Missing::Job, &job.spec.name)),
-    }
-}
-
-/// What a failed HTTP input request answers.
-fn http_error(job: &ManagedJob, error: HttpError) -> ApiError {
-    match error {
-        HttpError::Feed(FeedError::Gone) => ApiError::not_found(Missing::Job, &job.spec.name),
+/// Runs `request` on the HTTP source of input `index` of `job`.
+fn with_http<T>(
+    job: &ManagedJob,
+    index: usize,
+    request: impl FnOnce(&HttpSource) -> Result<T, HttpError>,
+) -> Result<T, ApiError> {
+    let gone = || ApiError::not_found(Missing::Job, &job.spec.name);
+    let source = job.source(index).ok_or_else(gone)?;
+    let http = source.as_http().ok_or_else(gone)?;
+    request(http).map_err(|error| match error {
+        HttpError::Feed(FeedError::Gone) => gone(),
         HttpError::Log(error) => {
             tracing::error!(job = %job.spec.name, %error, "an HTTP input cannot log a request");
             let message = "the input cannot make the request durable (its log cannot be written: the server's disk \
@@ -59,14 +57,7 @@ fn http_error(job: &ManagedJob, error: HttpError) -> ApiError {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
         error => ApiError::unavailable(error),
-    }
-}
-
-/// Feeds `records` to the HTTP source of input `index` of `job`.
-fn feed_http(job: &ManagedJob, index: usize, records: &[&[u8]]) -> Result<IngestReport, ApiError> {
-    let source = http_source(job, index)?;
-    let http = source.as_http().expect("an HTTP source");
-    http.post(records).map_err(|error| http_error(job, error))
+    })
 }
 
 /// Feeds records, in order: a JSON array, or NDJSON with `Content-Type:
@@ -95,7 +86,7 @@ async fn ingest(
                 ApiError::bad_request("invalid_json", message)
             })?
         };
-        feed_http(&managed, index, &records)
+        with_http(&managed, index, |http| http.post(&records))
     })
     .await
     .map_err(ApiError::unavailable)??;
@@ -112,13 +103,9 @@ async fn advance(
     let (managed, index) = http_input(&app, &job, &input)?;
     let AdvanceRequest { watermark } = AdvanceRequest::parse(&body?)?;
     let advancing = managed.clone();
-    let source = http_source(&managed, index)?;
-    let watermark = tokio::task::spawn_blocking(move || {
-        let http = source.as_http().expect("an HTTP source");
-        http.advance(watermark).map_err(|error| http_error(&advancing, error))
-    })
-    .await
-    .map_err(ApiError::unavailable)??;
+    let watermark = tokio::task::spawn_blocking(move || with_http(&advancing, index, |http| http.advance(watermark)))
+        .await
+        .map_err(ApiError::unavailable)??;
     let frontier = wait_complete(&managed, app.limits.wait).await?;
     Ok(Sorted(Advanced { watermark, frontier }))
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::{Feed, FeedError, Position, Source, SourceStatus};
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
-use log::{Entry, Log, LogError};
+use log::{Entry, Log, LogError, Write};
 
 /// A request an HTTP input could not take.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +71,7 @@ impl HttpSource {
     /// Feeds one request's records, in order, and advances the input; durable first
     /// when the input has a log.
     pub fn post(&self, records: &[&[u8]]) -> Result<IngestReport, HttpError> {
-        let apply = || self.feed.records(records);
-        let report = match &self.log {
-            Some(log) => self.logged(log.append_records(records, apply))??,
-            None => apply()?,
-        };
+        let report = self.write(Write::Records(records), || self.feed.records(records))?;
         self.records.fetch_add(records.len() as u64, Ordering::SeqCst);
         Ok(report)
     }
@@ -83,32 +79,25 @@ impl HttpSource {
     /// Moves the input's watermark to at least `watermark` (durable first when the
     /// input has a log); the watermark it has then.
     pub fn advance(&self, watermark: Time) -> Result<Time, HttpError> {
-        let apply = || self.feed.advance(watermark);
-        Ok(match &self.log {
-            Some(log) => self.logged(log.append_advance(watermark, apply))??,
-            None => apply()?,
-        })
+        self.write(Write::Advance(watermark), || self.feed.advance(watermark))
     }
 
-    /// Keeps a log failure for job status.
-    fn logged<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
-        if let Err(error) = &result {
-            *self.trouble.lock().expect("trouble lock") = Some(error.to_string());
-        }
-        result
-    }
-}
-
-impl HttpSource {
     /// Moves the input's watermark to at least `watermark` for the wall-clock fallback
     /// of an idle input: logged (not synced: the next acknowledged request's sync
     /// covers it) so that a replay judges later records against the same watermark.
     pub fn follow_clock(&self, watermark: Time) -> Result<Time, HttpError> {
-        let apply = || self.feed.advance(watermark);
-        Ok(match &self.log {
-            Some(log) => self.logged(log.append_advance_unsynced(watermark, apply))??,
-            None => apply()?,
-        })
+        self.write(Write::ClockMove(watermark), || self.feed.advance(watermark))
+    }
+
+    /// Applies `apply`, after writing `write` to the log if the input has one; a log
+    /// failure is kept for job status.
+    fn write<T>(&self, write: Write<'_>, apply: impl FnOnce() -> Result<T, FeedError>) -> Result<T, HttpError> {
+        let Some(log) = &self.log else { return Ok(apply()?) };
+        let written = log.append(write, apply);
+        if let Err(error) = &written {
+            *self.trouble.lock().expect("trouble lock") = Some(error.to_string());
+        }
+        Ok(written??)
     }
 }
 

@@ -20,7 +20,7 @@
 //! after it is an error, never skipped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write as _};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -41,6 +41,18 @@ pub enum Entry {
     Records(Vec<Vec<u8>>),
     /// An advance of the input's watermark.
     Advance(Time),
+}
+
+/// What a request writes to a log.
+#[derive(Clone, Copy, Debug)]
+pub enum Write<'a> {
+    /// Records, in order.
+    Records(&'a [&'a [u8]]),
+    /// An advance a client asked for.
+    Advance(Time),
+    /// A move of the wall-clock fallback of an idle input (an advance, read back as
+    /// one; a move right after a move takes its place).
+    ClockMove(Time),
 }
 
 /// A log that cannot be opened, read or written.
@@ -156,29 +168,16 @@ impl Log {
         Ok((Log { path: path.to_path_buf(), state: Mutex::new(state), changed: Condvar::new() }, entries, torn))
     }
 
-    /// Appends `records`, waits until they are durable and it is their turn, applies
-    /// them with `apply`, and returns what that returned. Requests are applied in log
-    /// order.
-    pub fn append_records<T>(&self, records: &[&[u8]], apply: impl FnOnce() -> T) -> Result<T, LogError> {
-        self.append(encode_records(records), apply)
-    }
-
-    /// Appends an advance to `watermark`, then applies it as
-    /// [`append_records`](Log::append_records) does.
-    pub fn append_advance<T>(&self, watermark: Time, apply: impl FnOnce() -> T) -> Result<T, LogError> {
-        self.append(encode_advance(watermark), apply)
-    }
-
-    /// Appends an advance that nobody waits for (a move of the wall-clock fallback)
-    /// and applies it in its turn without waiting for a sync: the next request's sync
-    /// makes it durable with that request, before anything that depends on it is
-    /// acknowledged.
-    pub fn append_advance_unsynced<T>(&self, watermark: Time, apply: impl FnOnce() -> T) -> Result<T, LogError> {
-        self.append_frame(encode_advance(watermark), false, apply)
-    }
-
-    fn append<T>(&self, frame: Vec<u8>, apply: impl FnOnce() -> T) -> Result<T, LogError> {
-        self.append_frame(frame, true, apply)
+    /// Appends `write`, waits until it is durable (a clock move waits for no sync: the
+    /// next request's sync makes it durable with that request, before anything that
+    /// depends on it is acknowledged) and it is its turn, applies it with `apply`, and
+    /// returns what that returned. Writes are applied in log order.
+    pub fn append<T>(&self, write: Write<'_>, apply: impl FnOnce() -> T) -> Result<T, LogError> {
+        match write {
+            Write::Records(records) => self.append_frame(encode_records(records), true, apply),
+            Write::Advance(watermark) => self.append_frame(encode_advance(watermark), true, apply),
+            Write::ClockMove(watermark) => self.append_frame(encode_advance(watermark), false, apply),
+        }
     }
 
     fn append_frame<T>(&self, frame: Vec<u8>, sync: bool, apply: impl FnOnce() -> T) -> Result<T, LogError> {
@@ -298,7 +297,8 @@ impl Log {
     }
 
     /// Writes applied (frames, after a restart), and the log's length in bytes.
-    pub fn position(&self) -> (u64, u64) {
+    #[cfg(test)]
+    pub(crate) fn position(&self) -> (u64, u64) {
         let state = self.lock();
         (state.applied, state.bytes)
     }

@@ -18,9 +18,9 @@ fn encode(entry: &Entry) -> Vec<u8> {
 fn append(log: &Log, entry: &Entry) {
     match entry {
         Entry::Records(records) => {
-            log.append_records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>(), || ()).unwrap()
+            log.append(Write::Records(&records.iter().map(Vec::as_slice).collect::<Vec<_>>()), || ()).unwrap()
         }
-        Entry::Advance(watermark) => log.append_advance(*watermark, || ()).unwrap(),
+        Entry::Advance(watermark) => log.append(Write::Advance(*watermark), || ()).unwrap(),
     }
 }
 
@@ -90,7 +90,7 @@ fn concurrent_appends_are_applied_in_log_order() {
                 for i in 0..50 {
                     let text = format!("{t}-{i}");
                     let kept = records(&[&text]);
-                    log.append_records(&[text.as_bytes()], || applied.lock().unwrap().push(kept)).unwrap();
+                    log.append(Write::Records(&[text.as_bytes()]), || applied.lock().unwrap().push(kept)).unwrap();
                 }
             })
         })
@@ -110,15 +110,15 @@ fn unsynced_advances_keep_their_place() {
     let path = dir.path().join("events.log");
     let (log, _, _) = Log::open(&path).unwrap();
     append(&log, &records(&["a"]));
-    log.append_advance_unsynced(90, || ()).unwrap();
+    log.append(Write::ClockMove(90), || ()).unwrap();
     append(&log, &records(&["b"]));
     // Consecutive moves of the clock: the latest takes the place of the others.
     for watermark in [100, 110, 120] {
-        log.append_advance_unsynced(watermark, || ()).unwrap();
+        log.append(Write::ClockMove(watermark), || ()).unwrap();
     }
     let length = std::fs::metadata(&path).unwrap().len();
     append(&log, &records(&["c"]));
-    log.append_advance_unsynced(130, || ()).unwrap();
+    log.append(Write::ClockMove(130), || ()).unwrap();
     drop(log);
     let (_, entries, _) = Log::open(&path).unwrap();
     let expected = [
@@ -142,9 +142,9 @@ fn a_write_that_fails_applies_nothing_and_breaks_the_log() {
     append(&log, &records(&["kept"]));
     log.refuse_writes();
     let mut applied = false;
-    let error = log.append_records(&[b"lost"], || applied = true).unwrap_err();
+    let error = log.append(Write::Records(&[b"lost"]), || applied = true).unwrap_err();
     assert!(matches!(error, LogError::Io { .. }), "{error}");
-    let error = log.append_advance(5, || applied = true).unwrap_err();
+    let error = log.append(Write::Advance(5), || applied = true).unwrap_err();
     assert!(matches!(error, LogError::Broken { .. }), "{error}");
     assert!(error.to_string().contains("takes no more"), "{error}");
     assert!(!applied);
