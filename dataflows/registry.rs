@@ -3,6 +3,7 @@
 //! Every module here is user space: it uses only `tidemark::pipeline::prelude`, and
 //! a pipeline of a user's is added the same way, by a module and a line below.
 
+pub mod chaos;
 pub mod components;
 pub mod kmeans;
 pub mod logreg;
@@ -24,6 +25,7 @@ pub fn registry() -> Registry {
         .with(kmeans::KMeans)
         .with(logreg::LogReg)
         .with(components::Components)
+        .with(chaos::Chaos)
         .with(nexmark::Q0)
         .with(nexmark::Q1)
         .with(nexmark::Q2)

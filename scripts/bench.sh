@@ -12,6 +12,7 @@
 #   scripts/bench.sh --kafka   # Kafka -> window_agg throughput (benches/kafka/load.rs)
 #   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
 #   scripts/bench.sh --nexmark [--quick]  # Nexmark queries vs benches/yardstick/nexmark.rs, outputs checked
+#   scripts/bench.sh --idle-jobs [--jobs N]  # 200 idle jobs: server RSS and idle CPU (scripts/idle_jobs.py)
 #   scripts/bench.sh --micro   # Criterion micro-benchmarks of the hot operators (benches/operators.rs)
 #
 # BENCH_PROFILE=debug uses debug builds (scripts/test.sh runs `--nexmark --quick` so, as
@@ -237,11 +238,17 @@ case "${1:-}" in
         mkdir -p bench-data
         cargo bench --bench operators -- "${@:2}" | tee bench-data/results-micro.txt
         exit 0 ;;
+    --idle-jobs)
+        # 200 idle jobs on one server: RSS and idle CPU (scripts/idle_jobs.py; options
+        # --jobs N --workers N --seconds S). See BENCHMARKS.md.
+        build
+        python3 scripts/idle_jobs.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-idle-jobs.txt
+        exit 0 ;;
     --loops)
         build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --serve-security [serve_load options] | --kafka | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --serve-security [serve_load options] | --kafka | --idle-jobs [options] | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

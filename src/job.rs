@@ -367,6 +367,14 @@ impl<E: Engine> RunningJob<E> {
         self.inputs[input].router.lock().expect("router lock").max_ts
     }
 
+    /// Why the job's workers stopped (a panic's message), if they did.
+    pub fn runtime_failure(&self) -> Option<String> {
+        if !self.runtime.failed() {
+            return None;
+        }
+        Some(self.runtime.failure().unwrap_or_else(|| "a worker stopped".to_string()))
+    }
+
     /// Stops the job's dataflow on every worker.
     pub fn stop(&self) {
         self.runtime.stop(self.id);

@@ -17,6 +17,7 @@ mod worker;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub type JobId = u64;
 
 /// How many batches may wait for each worker before senders block.
 const CHANNEL_BOUND: usize = 64;
+/// How long installing a job waits for every worker to build it.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a worker is told to do.
 pub(crate) enum Command {
@@ -71,6 +74,10 @@ pub trait Engine {
     fn workers(&self) -> usize;
     /// Whether a worker has failed.
     fn failed(&self) -> bool;
+    /// Why the workers failed (a panic's message), if they did.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// Builds a job on every worker.
     fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError>;
     /// Sends a batch of records to one worker's copy of an input.
@@ -93,6 +100,9 @@ pub enum RuntimeError {
     /// A worker stopped (it panicked, or the runtime shut down).
     #[error("a worker stopped; the runtime is unusable")]
     WorkerGone,
+    /// A worker panicked (a pipeline's bug, while building or on a record).
+    #[error("a worker panicked: {0}")]
+    Panicked(String),
     /// A pipeline failed to build.
     #[error("dataflow failed to build: {0}")]
     Build(#[from] BuildError),
@@ -107,17 +117,48 @@ struct WorkerHandle {
 pub struct Runtime {
     workers: Vec<WorkerHandle>,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
-    failed: Arc<AtomicBool>,
+    failure: Arc<Failure>,
 }
 
-/// Sets the runtime's failure flag if a worker unwinds.
-struct PanicFlag(Arc<AtomicBool>);
+/// Why a runtime's workers stopped: set once, by the first worker that fails.
+#[derive(Default)]
+struct Failure {
+    failed: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Failure {
+    fn set(&self, why: String) {
+        let mut first = self.why.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if first.is_none() {
+            *first = Some(why);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+/// Sets the runtime's failure if a worker unwinds past the point where its panic is
+/// caught (timely's own code around the worker loop).
+struct PanicFlag(Arc<Failure>);
 
 impl Drop for PanicFlag {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.store(true, Ordering::SeqCst);
+            self.0.set("a worker panicked".into());
         }
+    }
+}
+
+/// The message of a panic's payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_string(),
+        (_, Some(message)) => message.clone(),
+        _ => "a worker panicked".to_string(),
     }
 }
 
@@ -128,14 +169,20 @@ impl Runtime {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::sync_channel(CHANNEL_BOUND)).unzip();
         let receivers = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>()));
         let (thread_tx, thread_rx) = mpsc::channel();
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
+        let failure = Arc::new(Failure::default());
+        let flag = failure.clone();
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let _flag = PanicFlag(flag.clone());
             let index = worker.index();
             let commands = receivers.lock().expect("receivers lock")[index].take().expect("one receiver per worker");
             let _ = thread_tx.send((index, std::thread::current()));
-            worker::run(worker, commands);
+            // A panic in a dataflow (a pipeline's bug, or a record it cannot take) stops
+            // this runtime alone: its peers see the flag and stop too, and the job that
+            // owns the runtime is restarted by its supervisor.
+            let failed = &flag.failed;
+            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| worker::run(worker, commands, failed))) {
+                flag.set(panic_message(&*payload));
+            }
         })
         .map_err(RuntimeError::Start)?;
         let mut threads: Vec<Option<Thread>> = vec![None; workers];
@@ -149,7 +196,7 @@ impl Runtime {
             .zip(threads)
             .map(|(commands, thread)| WorkerHandle { commands, thread: thread.expect("every worker reported") })
             .collect();
-        Ok(Runtime { workers, guards: Mutex::new(Some(guards)), failed })
+        Ok(Runtime { workers, guards: Mutex::new(Some(guards)), failure })
     }
 
     fn send(&self, worker: usize, command: Command) -> Result<(), RuntimeError> {
@@ -176,7 +223,7 @@ impl Runtime {
         {
             return Err(RuntimeError::WorkerGone);
         }
-        if self.failed.load(Ordering::SeqCst) { Err(RuntimeError::WorkerGone) } else { Ok(()) }
+        if self.failure.failed() { Err(RuntimeError::WorkerGone) } else { Ok(()) }
     }
 }
 
@@ -186,7 +233,11 @@ impl Engine for Runtime {
     }
 
     fn failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        self.failure.failed()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.why.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError> {
@@ -195,8 +246,12 @@ impl Engine for Runtime {
         for w in 0..self.workers.len() {
             self.send(w, Command::Install { job, install: install.clone(), ack: ack.clone() })?;
         }
+        // Only the workers hold senders now: one that panics while building drops its
+        // own, and the wait ends.
+        drop(ack);
         for _ in 0..self.workers.len() {
-            acks.recv_timeout(Duration::from_secs(60)).map_err(|_| RuntimeError::WorkerGone)??;
+            acks.recv_timeout(INSTALL_TIMEOUT)
+                .map_err(|_| self.failure().map_or(RuntimeError::WorkerGone, RuntimeError::Panicked))??;
         }
         Ok(())
     }
@@ -243,6 +298,9 @@ macro_rules! engine_through {
             }
             fn failed(&self) -> bool {
                 (**self).failed()
+            }
+            fn failure(&self) -> Option<String> {
+                (**self).failure()
             }
             fn install(&self, job: JobId, install: Install) -> Result<(), RuntimeError> {
                 (**self).install(job, install)

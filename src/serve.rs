@@ -58,10 +58,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::job::manager::{JobManager, JobSettings};
 use crate::job::spec::{JobSpec, Origin};
 use crate::pipeline::Registry;
-use crate::runtime::Runtime;
 
 /// How often changed tokens and certificate files are read again.
 const REFRESH: Duration = Duration::from_secs(2);
+/// How often the jobs are supervised (a failed pipeline is noticed within this).
+const SUPERVISE: Duration = Duration::from_millis(250);
 
 /// What the handlers share.
 pub struct App {
@@ -136,9 +137,6 @@ pub struct ServeOptions {
 /// Why a server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The runtime could not start.
-    #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
     /// The data directory or the listener failed.
     #[error("{0}")]
     Io(String),
@@ -189,8 +187,7 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
     // The options first: a usage error must not start workers or touch the data directory.
     let guard = Guard::new(&options.security, options.listen, &options.limits)?;
     let tls = guard.certificates.as_ref().map(listen::acceptor).transpose().map_err(SecurityError::from)?;
-    let runtime = Arc::new(Runtime::start(options.workers)?);
-    let jobs = JobManager::new(runtime.clone(), registry, options.data_dir.clone(), options.settings.clone())
+    let jobs = JobManager::new(options.workers, registry, options.data_dir.clone(), options.settings.clone())
         .map_err(|e| ServeError::Io(format!("cannot use the data directory: {e}")))?;
     let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App::new(jobs, options.limits.clone(), guard, shutdown.clone()));
@@ -220,13 +217,13 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
     let connections =
         listen::Connections { router: router(app.clone()), tls, header_timeout: options.limits.header_timeout };
     tokio::spawn(refresh(app.clone(), shutdown.clone()));
+    tokio::spawn(supervise(app.clone(), shutdown.clone()));
     let task = tokio::spawn(async move {
         listen::serve(listener, connections, shutdown).await;
         let jobs = app.clone();
         let _ = tokio::task::spawn_blocking(move || jobs.jobs.shutdown()).await;
-        drop(app);
-        // The runtime joins its workers when the last reference goes.
-        let _ = tokio::task::spawn_blocking(move || drop(runtime)).await;
+        // Each job's runtime joins its workers when the last reference goes.
+        let _ = tokio::task::spawn_blocking(move || drop(app)).await;
         tracing::info!("stopped");
     });
     Ok(Server { addr, stop, task })
@@ -254,6 +251,20 @@ async fn refresh(app: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || app.guard.refresh()).await;
+    }
+}
+
+/// Restarts jobs whose pipeline failed, every [`SUPERVISE`], until shutdown.
+async fn supervise(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(SUPERVISE);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.wait_for(|down| *down) => return,
+        }
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.jobs.supervise(std::time::Instant::now())).await;
     }
 }
 

@@ -241,9 +241,8 @@ pub struct InProcess {
 impl InProcess {
     /// One worker, `registry`'s dataflows, `limits` and `guard`.
     pub fn start(limits: Limits, guard: tidemark::serve::Guard, registry: tidemark::pipeline::Registry) -> InProcess {
-        let runtime = std::sync::Arc::new(tidemark::runtime::Runtime::start(1).expect("runtime"));
-        let jobs = tidemark::job::manager::JobManager::new(runtime, registry, None, JobSettings::default())
-            .expect("job manager");
+        let jobs =
+            tidemark::job::manager::JobManager::new(1, registry, None, JobSettings::default()).expect("job manager");
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         InProcess { app: std::sync::Arc::new(tidemark::serve::App::new(jobs, limits, guard, shutdown)), stop }
     }

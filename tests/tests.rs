@@ -8,6 +8,7 @@ mod components_reference;
 #[allow(dead_code)]
 mod dataflows;
 mod durability;
+mod failover;
 // The bodies of the fuzz targets of fuzz/, and the replay of their seeds and regressions.
 mod fuzz_targets;
 mod golden;

@@ -33,14 +33,43 @@ const CLOCK_PERIOD: Duration = Duration::from_millis(100);
 /// The smallest move of an idle HTTP input's watermark (each is a frame of its log).
 const CLOCK_STEP: Duration = Duration::from_secs(1);
 
+/// Failures in a row (without a checkpoint between them) after which a job whose
+/// pipeline fails is not restarted again.
+pub const MAX_FAILURES: u32 = 5;
+/// The first wait before a restart; each further failure in a row doubles it, up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Accepting input and keeping its outputs up to date.
     Running,
-    /// A source or the runtime failed; its outputs keep their last content.
+    /// Its pipeline failed (panicked); it waits to start again from its last
+    /// checkpoint. Its outputs keep their last content.
+    Restarting,
+    /// A source failed, or the pipeline failed [`MAX_FAILURES`] times in a row; its
+    /// outputs keep their last content.
     Failed,
+}
+
+/// What the supervisor knows of a job across its runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Supervision {
+    /// Runs started after a failure.
+    pub(super) restarts: u32,
+    /// Failures since the last checkpoint (or the start).
+    pub(super) failures: u32,
+    /// When a restarting job starts again.
+    pub(super) due: Option<Instant>,
+}
+
+/// The wait before the restart that follows the `failures`-th failure in a row.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
 }
 
 /// A running source and the inputs it feeds.
@@ -55,6 +84,7 @@ pub struct ManagedJob {
     /// The running dataflow.
     pub job: RunningJob,
     status: Mutex<(JobState, Option<String>)>,
+    supervision: Mutex<Supervision>,
     /// Sinks, by output index.
     sink_specs: Vec<(usize, SinkSpec)>,
     running: Mutex<Vec<Running>>,
@@ -75,6 +105,7 @@ impl ManagedJob {
             sources,
             job,
             status: Mutex::new((JobState::Running, None)),
+            supervision: Mutex::new(Supervision::default()),
             sink_specs: sinks,
             running: Mutex::new(Vec::new()),
             sinks: Mutex::new(Vec::new()),
@@ -109,12 +140,68 @@ impl ManagedJob {
         sinks.iter().find(|(o, _)| *o == output).map(|(_, s)| s.status())
     }
 
-    /// Marks the job failed (once: the first error stays).
+    /// How many times the job was started again after its pipeline failed.
+    pub fn restarts(&self) -> u32 {
+        self.supervision.lock().expect("supervision lock").restarts
+    }
+
+    /// What the supervisor knows of this run, for the next.
+    pub(super) fn supervision(&self) -> Supervision {
+        *self.supervision.lock().expect("supervision lock")
+    }
+
+    /// Continues the supervision of an earlier run of the job.
+    pub(super) fn supervise_as(&self, supervision: Supervision) {
+        *self.supervision.lock().expect("supervision lock") = supervision;
+    }
+
+    /// Marks the job failed (once: the first error stays). A job whose pipeline failed
+    /// is the supervisor's ([`ManagedJob::watch`]): what fails after that (its sources
+    /// and clock find the workers gone) is a consequence, not the cause.
     pub(super) fn fail(&self, error: impl std::fmt::Display) {
+        if self.job.runtime_failure().is_none() && self.state().0 == JobState::Running {
+            self.give_up(error);
+        }
+    }
+
+    /// Marks the job failed, whatever its state.
+    pub(super) fn give_up(&self, error: impl std::fmt::Display) {
+        tracing::error!(job = %self.spec.name, %error, "job failed");
+        *self.status.lock().expect("status lock") = (JobState::Failed, Some(error.to_string()));
+    }
+
+    /// One look of the supervisor at `now`: a running job whose pipeline failed stops
+    /// its sources and sinks and waits to restart (or fails for good after
+    /// [`MAX_FAILURES`] in a row); true when a restarting job is due to start again.
+    pub(super) fn watch(&self, now: Instant) -> bool {
+        let state = self.state().0;
+        if state == JobState::Running
+            && let Some(why) = self.job.runtime_failure()
+        {
+            self.stop_feeding();
+            self.crashed(format_args!("the pipeline panicked: {why}"), now);
+            return false;
+        }
+        state == JobState::Restarting && self.supervision().due.is_some_and(|due| due <= now)
+    }
+
+    /// Counts a failure of the pipeline: the job waits to restart, or after
+    /// [`MAX_FAILURES`] in a row stays failed.
+    pub(super) fn crashed(&self, why: impl Display, now: Instant) {
+        let mut supervision = self.supervision.lock().expect("supervision lock");
+        supervision.failures += 1;
+        let failures = supervision.failures;
         let mut status = self.status.lock().expect("status lock");
-        if status.0 != JobState::Failed {
+        if failures >= MAX_FAILURES {
+            supervision.due = None;
+            let error = format!("{why} ({failures} failures in a row without a checkpoint: not restarted again)");
             tracing::error!(job = %self.spec.name, %error, "job failed");
-            *status = (JobState::Failed, Some(error.to_string()));
+            *status = (JobState::Failed, Some(error));
+        } else {
+            let wait = backoff(failures);
+            supervision.due = Some(now + wait);
+            tracing::warn!(job = %self.spec.name, error = %why, ?wait, failures, "job restarting");
+            *status = (JobState::Restarting, Some(why.to_string()));
         }
     }
 
@@ -168,6 +255,13 @@ impl ManagedJob {
     /// Stops sinks, sources, clock and dataflow, in that order; blocks while the
     /// sources' and sinks' threads finish.
     pub(super) fn stop(&self) {
+        self.stop_feeding();
+        self.job.stop();
+    }
+
+    /// Stops sinks, sources and clock, in that order (the dataflow stays, with its
+    /// outputs); blocks while the sources' and sinks' threads finish.
+    fn stop_feeding(&self) {
         for (_, sink) in std::mem::take(&mut *self.sinks.lock().expect("sinks lock")) {
             sink.stop();
         }
@@ -177,7 +271,6 @@ impl ManagedJob {
         if let Some(clock) = self.clock.lock().expect("clock lock").take() {
             clock.abort();
         }
-        self.job.stop();
     }
 }
 

@@ -9,15 +9,22 @@
 //! kept in `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them
 //! on); so it rebuilds the results of an uninterrupted run.
 //!
+//! Every job runs on a timely runtime of its own ([`Runtime`], `workers` threads), so a
+//! pipeline that panics takes down its own job and no other. The server calls
+//! [`JobManager::supervise`] periodically: a job whose runtime failed waits
+//! ([`managed::JobState::Restarting`], with backoff) and is then started again as at a restart
+//! of the server (from its data directory), on a new runtime, in place of the failed
+//! run; after [`managed::MAX_FAILURES`] failures in a row it stays [`managed::JobState::Failed`].
+//!
 //! A job's life once started — its sources, sinks, failure and stop — is
-//! [`ManagedJob`]'s ([`super::managed`]); this module creates, persists, restores and
-//! deletes jobs.
+//! [`ManagedJob`]'s ([`super::managed`]); this module creates, persists, restores,
+//! restarts and deletes jobs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::file_root::FileRoot;
 use super::managed::{self, ManagedJob};
@@ -108,7 +115,8 @@ pub enum NotRestored {
 
 /// The jobs of a server.
 pub struct JobManager {
-    runtime: Arc<Runtime>,
+    /// Workers per job.
+    workers: usize,
     registry: Registry,
     data_dir: Option<PathBuf>,
     settings: JobSettings,
@@ -119,9 +127,10 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    /// Jobs on `runtime`, persisted in `data_dir/jobs` (not at all with `None`).
+    /// Jobs on `workers` worker threads each, persisted in `data_dir/jobs` (not at
+    /// all with `None`).
     pub fn new(
-        runtime: Arc<Runtime>,
+        workers: usize,
         registry: Registry,
         data_dir: Option<PathBuf>,
         settings: JobSettings,
@@ -130,7 +139,7 @@ impl JobManager {
             std::fs::create_dir_all(dir.join("jobs"))?;
         }
         Ok(JobManager {
-            runtime,
+            workers: workers.max(1),
             registry,
             data_dir,
             settings,
@@ -207,15 +216,34 @@ impl JobManager {
         if let Some(origin) = created {
             self.check_room(origin)?;
         }
-        let persist = created.is_some();
+        let managed = self.launch(valid, state, created.is_some(), None)?;
+        self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
+        tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
+        Ok(managed)
+    }
+
+    /// Starts a job (persisted first if `persist`), continuing `supervision` if given;
+    /// the caller holds `changing` and puts the job in the map.
+    fn launch(
+        &self,
+        valid: ValidSpec,
+        state: State,
+        persist: bool,
+        supervision: Option<managed::Supervision>,
+    ) -> Result<Arc<ManagedJob>, CreateError> {
+        let name = valid.spec.name.clone();
         let options = JobOptions {
             mode: TimeMode::Exact,
             keep: Keep::Served { history: self.settings.history },
             dead_letter_retention: self.settings.dead_letter_retention,
         };
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let job = RunningJob::start(self.runtime.clone(), id, &name, &valid.dataflow, valid.params, &options)?;
+        let runtime = Arc::new(Runtime::start(self.workers).map_err(JobError::from)?);
+        let job = RunningJob::start(runtime, id, &name, &valid.dataflow, valid.params, &options)?;
         let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job));
+        if let Some(supervision) = supervision {
+            managed.supervise_as(supervision);
+        }
         if let (Some(dir), true) = (&self.data_dir, persist) {
             let written = write_atomically(&state_path(dir, &name), &state)
                 .and_then(|()| write_atomically(&spec_path(dir, &name), &managed.spec));
@@ -236,9 +264,47 @@ impl JobManager {
             |input| keep_offsets(data_dir.clone(), &name, input),
             logs.as_deref(),
         );
-        self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
-        tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
         Ok(managed)
+    }
+
+    /// One round of supervision at `now`: jobs whose pipeline failed are taken down
+    /// to wait, and those whose wait is over start again. Blocks while they do.
+    pub fn supervise(&self, now: Instant) {
+        for job in self.list() {
+            if job.watch(now) {
+                self.restart(&job, now);
+            }
+        }
+    }
+
+    /// Starts `failed` (a restarting run) again, from the data directory as at a
+    /// restart of the server, in its place; a start that fails counts as a failure.
+    fn restart(&self, failed: &Arc<ManagedJob>, now: Instant) {
+        let _changing = self.changing.lock().expect("changing lock");
+        let name = failed.spec.name.clone();
+        // Deleted, or restarted already, meanwhile.
+        if !self.get(&name).is_some_and(|current| Arc::ptr_eq(&current, failed)) {
+            return;
+        }
+        failed.stop();
+        let mut supervision = failed.supervision();
+        supervision.restarts += 1;
+        supervision.due = None;
+        let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, &name))).unwrap_or_default();
+        let started = spec::validate(failed.spec.clone(), &self.registry, &self.policy(Origin::Operator))
+            .map_err(CreateError::from)
+            .and_then(|valid| self.launch(valid, state, false, Some(supervision)));
+        match started {
+            Ok(managed) => {
+                tracing::info!(job = %name, restarts = supervision.restarts, "job restarted");
+                self.jobs.write().expect("jobs lock").insert(name, managed);
+            }
+            Err(CreateError::Job(JobError::Runtime(error))) => {
+                failed.supervise_as(supervision);
+                failed.crashed(format_args!("the pipeline failed to start: {error}"), now);
+            }
+            Err(error) => failed.give_up(format_args!("cannot restart: {error}")),
+        }
     }
 
     /// Stops and removes the job `name` and its persisted spec; false if there is none.

@@ -45,6 +45,22 @@ pub struct JobSpec {
     /// output left out is only served over HTTP.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Value>,
+    /// How often the job checkpoints, in ms ([`CHECKPOINT_INTERVAL`] when left out; 0:
+    /// only on demand and at shutdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
+/// How often a job checkpoints unless its spec says otherwise, in ms.
+pub const CHECKPOINT_INTERVAL: u64 = 10_000;
+/// The shortest checkpoint interval a spec may ask for (but 0), in ms.
+pub const MIN_CHECKPOINT_INTERVAL: u64 = 100;
+
+impl JobSpec {
+    /// How often the job checkpoints, in ms; 0: only on demand and at shutdown.
+    pub fn checkpoint_interval(&self) -> u64 {
+        self.checkpoint_interval_ms.unwrap_or(CHECKPOINT_INTERVAL)
+    }
 }
 
 /// Who wrote a spec.
@@ -125,6 +141,10 @@ pub fn parse(body: &[u8]) -> Result<JobSpec, SpecError> {
 /// Checks `spec` against the dataflows of `registry`, and what it names against `policy`.
 pub fn validate(spec: JobSpec, registry: &Registry, policy: &Policy) -> Result<ValidSpec, SpecError> {
     check_name(&spec.name)?;
+    if let Some(interval) = spec.checkpoint_interval_ms.filter(|&i| i != 0 && i < MIN_CHECKPOINT_INTERVAL) {
+        let message = format!("must be 0 (only on demand) or at least {MIN_CHECKPOINT_INTERVAL} ms, got {interval}");
+        return Err(SpecError::new("checkpoint_interval_ms", "invalid_spec", message, false));
+    }
     let dataflow = registry.get(&spec.dataflow).cloned().ok_or_else(|| {
         let known: Vec<&str> = registry.iter().map(|d| d.name()).collect();
         let message = format!("unknown dataflow `{}` (known: {})", spec.dataflow, known.join(", "));

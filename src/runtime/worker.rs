@@ -1,6 +1,7 @@
 //! The worker loop: typed commands in, dataflow steps out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Duration;
 
@@ -9,15 +10,22 @@ use timely::worker::Worker;
 use super::{Command, Install, JobId};
 use crate::pipeline::{BuildError, Job, Time, WorkerInput};
 
+/// The longest a worker parks with nothing to do.
+const IDLE_PARK: Duration = Duration::from_secs(1);
+
 /// An installed job on this worker.
 struct WorkerJob {
     inputs: Vec<Box<dyn WorkerInput>>,
 }
 
-/// Runs commands and dataflows until the command channel closes.
-pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>) {
+/// Runs commands and dataflows until the command channel closes, or until `failed`
+/// says a peer has failed (then the dataflows cannot complete, and are left).
+pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, failed: &AtomicBool) {
     let mut jobs: HashMap<JobId, WorkerJob> = HashMap::new();
     loop {
+        if failed.load(Ordering::SeqCst) {
+            return;
+        }
         loop {
             match commands.try_recv() {
                 Ok(command) => execute(worker, &mut jobs, command),
@@ -25,12 +33,18 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>) {
                 Err(TryRecvError::Disconnected) => {
                     // Closing every input lets the dataflows drain and complete.
                     jobs.clear();
-                    while worker.step_or_park(Some(Duration::from_millis(10))) {}
+                    while worker.step_or_park(Some(Duration::from_millis(10))) {
+                        if failed.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
                     return;
                 }
             }
         }
-        worker.step_or_park(Some(Duration::from_millis(100)));
+        // Commands unpark the thread, and so do messages from peers: the timeout is a
+        // fallback only, long enough that hundreds of idle jobs' workers cost nothing.
+        worker.step_or_park(Some(IDLE_PARK));
     }
 }
 

@@ -104,6 +104,10 @@ impl From<CreateError> for ApiError {
                 let message = format!("the dataflow cannot be built with these parameters: {e}");
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "build_failed", message)
             }
+            CreateError::Job(JobError::Runtime(RuntimeError::Panicked(why))) => {
+                let message = format!("the dataflow panicked while it was built (nothing was created): {why}");
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "build_failed", message)
+            }
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
             CreateError::Kafka { .. } => {

@@ -15,6 +15,7 @@ use super::schema::{AdvanceRequest, Advanced, Sorted};
 use crate::ingest::IngestReport;
 use crate::ingest::format::{json_array_records, ndjson_records};
 use crate::job::managed::{JobState, ManagedJob};
+use crate::source::http::log::LogError;
 use crate::source::http::{HttpError, HttpSource};
 use crate::source::{FeedError, SourceSpec};
 
@@ -32,11 +33,21 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
         let message = format!("input `{input}` is not fed over HTTP (see the job's sources)");
         return Err(ApiError::new(StatusCode::CONFLICT, "input_not_http", message));
     }
-    if let (JobState::Failed, error) = managed.state() {
-        let message = format!("job `{job}` has failed: {}", error.unwrap_or_default());
-        return Err(ApiError::new(StatusCode::CONFLICT, "job_failed", message));
+    match managed.state() {
+        (JobState::Failed, error) => {
+            let message = format!("job `{job}` has failed: {}", error.unwrap_or_default());
+            return Err(ApiError::new(StatusCode::CONFLICT, "job_failed", message));
+        }
+        (JobState::Restarting, error) => return Err(restarting(job, error)),
+        (JobState::Running, _) => {}
     }
     Ok((managed, index))
+}
+
+/// A job waiting to restart takes no input; a retry after its restart will.
+fn restarting(job: &str, error: Option<String>) -> ApiError {
+    let message = format!("job `{job}` is restarting after a failure ({}); retry shortly", error.unwrap_or_default());
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "job_restarting", message)
 }
 
 /// Runs `request` on the HTTP source of input `index` of `job`.
@@ -50,6 +61,13 @@ fn with_http<T>(
     let http = source.as_http().ok_or_else(gone)?;
     request(http).map_err(|error| match error {
         HttpError::Feed(FeedError::Gone) => gone(),
+        // The run this request reached stopped meanwhile (deleted, or failed).
+        HttpError::Log(LogError::Closed { .. }) | HttpError::Feed(FeedError::Job(_))
+            if job.state().0 != JobState::Running =>
+        {
+            restarting(&job.spec.name, job.state().1)
+        }
+        HttpError::Log(LogError::Closed { .. }) => gone(),
         HttpError::Log(error) => {
             tracing::error!(job = %job.spec.name, %error, "an HTTP input cannot log a request");
             let message = "the input cannot make the request durable (its log cannot be written: the server's disk \

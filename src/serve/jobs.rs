@@ -117,6 +117,7 @@ pub(super) fn status(managed: &ManagedJob) -> JobStatus {
         dataflow: managed.spec.dataflow.clone(),
         state,
         error,
+        restarts: managed.restarts(),
         params: job.params().json.clone(),
         watermark: job.job_watermark(),
         inputs,

@@ -93,9 +93,16 @@ fn render(app: &AppState) -> String {
     let mut family = Family::new(&mut out, "tidemark_job_state", "gauge", "1 for a job's current state.");
     for managed in &jobs {
         let (state, _) = managed.state();
-        for (name, is) in [("running", state == JobState::Running), ("failed", state == JobState::Failed)] {
+        let states =
+            [("running", JobState::Running), ("restarting", JobState::Restarting), ("failed", JobState::Failed)];
+        for (name, is) in states.map(|(name, s)| (name, s == state)) {
             family.sample(&[("job", &managed.spec.name), ("state", name)], u8::from(is));
         }
+    }
+    let mut family =
+        Family::new(&mut out, "tidemark_job_restarts_total", "counter", "Restarts of a job after its pipeline failed.");
+    for managed in &jobs {
+        family.sample(&[("job", &managed.spec.name)], managed.restarts());
     }
     out
 }

@@ -108,11 +108,13 @@ pub struct JobStatus {
     pub name: String,
     /// Its dataflow.
     pub dataflow: String,
-    /// Running or failed.
+    /// Running, restarting or failed.
     pub state: JobState,
-    /// Why it failed.
+    /// Why it failed (or is restarting).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How many times it was started again after its pipeline failed.
+    pub restarts: u32,
     /// Its effective parameters.
     pub params: Map<String, Value>,
     /// The least watermark of its inputs.

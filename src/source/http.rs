@@ -116,6 +116,12 @@ impl Source for HttpSource {
     fn as_http(&self) -> Option<&HttpSource> {
         Some(self)
     }
+
+    fn stop(&self) {
+        if let Some(log) = &self.log {
+            log.close();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +175,22 @@ mod tests {
         // A log that cannot be read is an error, not an empty input.
         std::fs::write(&path, b"not a log").unwrap();
         assert!(matches!(HttpSource::open(Arc::new(Kept::default()), None, Some(path)), Err(HttpError::Log(_))));
+    }
+
+    #[test]
+    fn a_stopped_source_writes_nothing_more_to_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let source = HttpSource::open(Arc::new(Kept::default()), None, Some(path.clone())).unwrap();
+        source.post(&[b"1"]).unwrap();
+        source.stop();
+        let length = std::fs::metadata(&path).unwrap().len();
+        assert!(matches!(source.post(&[b"2"]), Err(HttpError::Log(LogError::Closed { .. }))));
+        assert!(matches!(source.follow_clock(50), Err(HttpError::Log(LogError::Closed { .. }))));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), length);
+        let again = Arc::new(Kept::default());
+        HttpSource::open(again.clone(), None, Some(path)).unwrap();
+        assert_eq!(*again.records.lock().unwrap(), ["1"]);
     }
 
     #[test]

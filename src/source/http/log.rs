@@ -82,6 +82,12 @@ pub enum LogError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The log was closed: its input stopped (the job was deleted or restarts).
+    #[error("input log {}: closed, the job stopped or is restarting", path.display())]
+    Closed {
+        /// The log.
+        path: PathBuf,
+    },
     /// An earlier write or sync failed: what the log holds is unknown.
     #[error("input log {}: an earlier write failed ({why}); the input takes no more until the job restarts", path.display())]
     Broken {
@@ -108,6 +114,8 @@ struct State {
     applied: u64,
     /// Why the log takes no more.
     broken: Option<String>,
+    /// Whether it was closed (it takes no more, and is no error).
+    closed: bool,
     /// Where the last frame starts, if it is a move of the wall-clock fallback: the
     /// next such move takes its place instead of following it (only the latest of
     /// consecutive moves matters), so an idle input's log stays one frame long.
@@ -163,6 +171,7 @@ impl Log {
             syncing: false,
             applied: frames,
             broken: None,
+            closed: false,
             last_clock: None,
         };
         Ok((Log { path: path.to_path_buf(), state: Mutex::new(state), changed: Condvar::new() }, entries, torn))
@@ -183,6 +192,9 @@ impl Log {
     fn append_frame<T>(&self, frame: Vec<u8>, sync: bool, apply: impl FnOnce() -> T) -> Result<T, LogError> {
         let mut state = self.lock();
         self.check(&state)?;
+        if state.closed {
+            return Err(LogError::Closed { path: self.path.clone() });
+        }
         if let (false, Some(at)) = (sync, state.last_clock) {
             // In place of the previous move (same length: an advance frame).
             if let Err(error) = state.file.write_all_at(&frame, at) {
@@ -288,6 +300,14 @@ impl Log {
             Some(why) => Err(LogError::Broken { path: self.path.clone(), why: why.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// Takes no more writes: once this returns, nothing more is written to the file,
+    /// so that the job's next run may open it. Writes already in the file stay (they
+    /// are replayed then).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
     }
 
     fn break_with(&self, state: &mut State, error: &std::io::Error) {

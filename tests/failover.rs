@@ -1,0 +1,112 @@
+//! Failure isolation: a job whose pipeline panics (`chaos` with a poisoned key) goes to
+//! `restarting`, is started again with backoff, and stays `failed` after 5 failures in
+//! a row; meanwhile a healthy job on the same server keeps ingesting and answering, and
+//! the failed job can be deleted.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::service::{TestOptions, TestServer};
+
+fn events(key: &str, n: usize) -> Value {
+    Value::Array((0..n).map(|i| json!({"key": key, "ts": i, "value": 1})).collect())
+}
+
+async fn state(server: &TestServer, job: &str) -> (String, u64, String) {
+    let (status, body) = server.get(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(status, 200, "{body}");
+    let error = body["error"].as_str().unwrap_or_default().to_string();
+    (body["state"].as_str().unwrap().to_string(), body["restarts"].as_u64().unwrap(), error)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_restarts_alone_then_fails() {
+    let mut server = TestServer::start_with(TestOptions { workers: 2, ..TestOptions::default() }).await;
+    for (name, params) in [("healthy", json!({})), ("poisoned", json!({"panic_on_key": "boom"}))] {
+        let (status, body) =
+            server.post("/api/v1/jobs", &json!({"name": name, "dataflow": "chaos", "params": params})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _) = server.post("/api/v1/jobs/poisoned/inputs/events", &events("fine", 3)).await;
+    assert_eq!(status, 200);
+    assert_eq!(state(&server, "poisoned").await.0, "running");
+    // The poisoned record is acknowledged (it is durable): the pipeline fails on it
+    // when it is applied, and again each time the job comes back and replays it.
+    let (status, body) = server.post("/api/v1/jobs/poisoned/inputs/events", &events("boom", 1)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let started = Instant::now();
+    let mut healthy_sent = 0u64;
+    let mut seen_restarting = false;
+    let mut refused_while_restarting = false;
+    let mut restarts_seen = 0;
+    loop {
+        // The healthy job notices nothing: every request is answered, and at once.
+        let asked = Instant::now();
+        let (status, body) = server.post("/api/v1/jobs/healthy/inputs/events", &events("a", 10)).await;
+        assert_eq!(status, 200, "healthy job refused a request: {body}");
+        healthy_sent += 10;
+        let (status, body) = server.get("/api/v1/jobs/healthy/outputs/counts?key=a").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(asked.elapsed() < Duration::from_secs(5), "the healthy job took {:?}", asked.elapsed());
+        assert_eq!(state(&server, "healthy").await.0, "running");
+
+        let (job_state, restarts, error) = state(&server, "poisoned").await;
+        restarts_seen = restarts_seen.max(restarts);
+        match job_state.as_str() {
+            "restarting" => {
+                seen_restarting = true;
+                assert!(error.contains("boom"), "the error says why: {error}");
+                if !refused_while_restarting {
+                    let (status, body) = server.post("/api/v1/jobs/poisoned/inputs/events", &events("x", 1)).await;
+                    assert_eq!(status, 503, "{body}");
+                    assert_eq!(body["error"]["code"], "job_restarting", "{body}");
+                    refused_while_restarting = true;
+                }
+            }
+            "failed" => {
+                assert!(error.contains("boom") && error.contains("5 failures"), "{error}");
+                break;
+            }
+            "running" => {}
+            other => panic!("unexpected state {other}"),
+        }
+        // Backoffs of 1, 2, 4 and 8 s before the fifth failure.
+        assert!(started.elapsed() < Duration::from_secs(60), "not failed after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen_restarting && refused_while_restarting);
+    let (_, restarts, _) = state(&server, "poisoned").await;
+    assert_eq!(restarts, 4, "four restarts, the fifth failure is final");
+    assert!(restarts_seen >= 1);
+    // Backoff: at least 1 + 2 + 4 + 8 s passed.
+    assert!(started.elapsed() >= Duration::from_secs(15), "backoff too short: {:?}", started.elapsed());
+    // The failed job keeps what it had before the poison, readable.
+    let (status, body) = server.get("/api/v1/jobs/poisoned/outputs/counts?key=fine").await;
+    assert_eq!(status, 200, "{body}");
+
+    assert_eq!(server.delete("/api/v1/jobs/poisoned").await, 204);
+    let (status, _) = server.get("/api/v1/jobs/poisoned").await;
+    assert_eq!(status, 404);
+    let (status, body) =
+        server.post("/api/v1/jobs/healthy/inputs/events/advance", &json!({"watermark": 1_000_000})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = server.get("/api/v1/jobs/healthy/outputs/counts?key=a").await;
+    assert_eq!(body["rows"][0]["count"], healthy_sent, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_interval_is_a_job_spec_field() {
+    let server = TestServer::start_with(TestOptions { workers: 1, ..TestOptions::default() }).await;
+    let (status, body) =
+        server.post("/api/v1/jobs", &json!({"name": "fine", "dataflow": "chaos", "checkpoint_interval_ms": 0})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        server.post("/api/v1/jobs", &json!({"name": "bad", "dataflow": "chaos", "checkpoint_interval_ms": 50})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("checkpoint_interval_ms: "), "{body}");
+    let (_, body) = server.get("/api/v1/jobs/fine").await;
+    assert_eq!(body["restarts"], 0, "{body}");
+}
