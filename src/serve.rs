@@ -216,8 +216,10 @@ pub async fn start(registry: Registry, options: ServeOptions) -> Result<Server, 
     tracing::info!(%addr, scheme, tokens, jobs = app.jobs.list().len(), "listening");
     let connections =
         listen::Connections { router: router(app.clone()), tls, header_timeout: options.limits.header_timeout };
-    tokio::spawn(refresh(app.clone(), shutdown.clone()));
-    tokio::spawn(supervise(app.clone(), shutdown.clone()));
+    let refreshed = app.clone();
+    tokio::spawn(every(REFRESH, shutdown.clone(), move || refreshed.guard.refresh()));
+    let supervised = app.clone();
+    tokio::spawn(every(SUPERVISE, shutdown.clone(), move || supervised.jobs.supervise(std::time::Instant::now())));
     let task = tokio::spawn(async move {
         listen::serve(listener, connections, shutdown).await;
         let jobs = app.clone();
@@ -240,31 +242,18 @@ pub async fn run(registry: Registry, options: ServeOptions) -> Result<(), ServeE
     Ok(())
 }
 
-/// Reads changed tokens and certificate files again, every [`REFRESH`], until shutdown.
-async fn refresh(app: AppState, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(REFRESH);
+/// Runs `work` on the blocking pool every `period`, until shutdown: reading changed
+/// tokens and certificate files again ([`REFRESH`]), restarting jobs whose pipeline
+/// failed ([`SUPERVISE`]).
+async fn every(period: Duration, mut shutdown: watch::Receiver<bool>, work: impl Fn() + Clone + Send + 'static) {
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown.wait_for(|down| *down) => return,
         }
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.guard.refresh()).await;
-    }
-}
-
-/// Restarts jobs whose pipeline failed, every [`SUPERVISE`], until shutdown.
-async fn supervise(app: AppState, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(SUPERVISE);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait_for(|down| *down) => return,
-        }
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.jobs.supervise(std::time::Instant::now())).await;
+        let _ = tokio::task::spawn_blocking(work.clone()).await;
     }
 }
 

@@ -33,21 +33,28 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
         let message = format!("input `{input}` is not fed over HTTP (see the job's sources)");
         return Err(ApiError::new(StatusCode::CONFLICT, "input_not_http", message));
     }
-    match managed.state() {
-        (JobState::Failed, error) => {
-            let message = format!("job `{job}` has failed: {}", error.unwrap_or_default());
-            return Err(ApiError::new(StatusCode::CONFLICT, "job_failed", message));
-        }
-        (JobState::Restarting, error) => return Err(restarting(job, error)),
-        (JobState::Running, _) => {}
+    match not_running(&managed) {
+        Some(refused) => Err(refused),
+        None => Ok((managed, index)),
     }
-    Ok((managed, index))
 }
 
-/// A job waiting to restart takes no input; a retry after its restart will.
-fn restarting(job: &str, error: Option<String>) -> ApiError {
-    let message = format!("job `{job}` is restarting after a failure ({}); retry shortly", error.unwrap_or_default());
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "job_restarting", message)
+/// Why a job that is not running takes no input: it failed (409), or it waits to
+/// restart (503: a retry after its restart will be taken).
+fn not_running(job: &ManagedJob) -> Option<ApiError> {
+    let name = &job.spec.name;
+    match job.state() {
+        (JobState::Running, _) => None,
+        (JobState::Failed, error) => {
+            let message = format!("job `{name}` has failed: {}", error.unwrap_or_default());
+            Some(ApiError::new(StatusCode::CONFLICT, "job_failed", message))
+        }
+        (JobState::Restarting, error) => {
+            let message =
+                format!("job `{name}` is restarting after a failure ({}); retry shortly", error.unwrap_or_default());
+            Some(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "job_restarting", message))
+        }
+    }
 }
 
 /// Runs `request` on the HTTP source of input `index` of `job`.
@@ -61,11 +68,9 @@ fn with_http<T>(
     let http = source.as_http().ok_or_else(gone)?;
     request(http).map_err(|error| match error {
         HttpError::Feed(FeedError::Gone) => gone(),
-        // The run this request reached stopped meanwhile (deleted, or failed).
-        HttpError::Log(LogError::Closed { .. }) | HttpError::Feed(FeedError::Job(_))
-            if job.state().0 != JobState::Running =>
-        {
-            restarting(&job.spec.name, job.state().1)
+        // The run this request reached stopped meanwhile: it failed, or was deleted.
+        HttpError::Log(LogError::Closed { .. }) | HttpError::Feed(FeedError::Job(_)) if not_running(job).is_some() => {
+            not_running(job).unwrap_or_else(gone)
         }
         HttpError::Log(LogError::Closed { .. }) => gone(),
         HttpError::Log(error) => {
