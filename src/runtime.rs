@@ -179,10 +179,14 @@ impl Runtime {
             // A panic in a dataflow (a pipeline's bug, or a record it cannot take) stops
             // this runtime alone: its peers see the flag and stop too, and the job that
             // owns the runtime is restarted by its supervisor.
+            // The receiver outlives the catch: senders see the worker gone only once the
+            // failure is recorded, so what fails for them is known to follow a panic.
             let failed = &flag.failed;
-            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| worker::run(worker, commands, failed))) {
+            let run = AssertUnwindSafe(|| worker::run(worker, &commands, failed));
+            if let Err(payload) = std::panic::catch_unwind(run) {
                 flag.set(panic_message(&*payload));
             }
+            drop(commands);
         })
         .map_err(RuntimeError::Start)?;
         let mut threads: Vec<Option<Thread>> = vec![None; workers];

@@ -20,7 +20,7 @@ struct WorkerJob {
 
 /// Runs commands and dataflows until the command channel closes, or until `failed`
 /// says a peer has failed (then the dataflows cannot complete, and are left).
-pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, failed: &AtomicBool) {
+pub(crate) fn run(worker: &mut Worker, commands: &Receiver<Command>, failed: &AtomicBool) {
     let mut jobs: HashMap<JobId, WorkerJob> = HashMap::new();
     loop {
         if failed.load(Ordering::SeqCst) {
