@@ -22,11 +22,13 @@
 //! - [`replay`]: `tidemark run`, replaying files through a job.
 //! - [`serve`]: the HTTP service (axum) and its defences (tokens, TLS, limits), which
 //!   never touches timely types.
+//! - [`checkpoint`]: checkpoints on disk: incremental, atomic, versioned.
 //! - [`config`]: the server's configuration file.
 //!
 //! The compiled-in pipelines live in `dataflows/`, outside this crate, and use only
 //! [`pipeline::prelude`]; the binary hands their [`pipeline::Registry`] to the library.
 
+pub mod checkpoint;
 pub mod config;
 pub mod ingest;
 pub mod job;
