@@ -15,7 +15,7 @@ type Priced = (u64, u64, u64, u64, Text);
 struct Highest;
 
 /// A window's bids.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct HighestState {
     /// Every update, in arrival order.
     log: Vec<(Priced, Diff)>,

@@ -6,6 +6,7 @@
 //! only rescan it when an extreme value is retracted).
 
 use super::{Data, Diff, ExactSum, Num};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// A fold of values with multiplicities, as used by [`Stream::window_aggregate`](super::Stream::window_aggregate).
@@ -19,8 +20,8 @@ use serde::{Deserialize, Serialize};
 pub trait Aggregate: Clone + 'static {
     /// The value folded in, per event.
     type In: Data;
-    /// The per-window state.
-    type State: Default + 'static;
+    /// The per-window state (checkpoints hold it: serde, in any encoding).
+    type State: Default + Serialize + DeserializeOwned + 'static;
     /// The result.
     type Out: Data;
     /// Folds `value` in `diff` times (negative `diff` retracts).
@@ -147,7 +148,7 @@ pub struct StatsOut {
 }
 
 /// The state of [`Stats`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StatsState {
     count: i64,
     sum: ExactSum,
@@ -185,7 +186,7 @@ impl Aggregate for Stats {
 ///
 /// Insertions are O(1); a retraction costs a scan of the window's values, and a second
 /// one only when it removes the current minimum or maximum.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Extremes {
     values: Vec<Num>,
     min: Option<Num>,

@@ -16,6 +16,8 @@
 use std::collections::BTreeMap;
 
 use foldhash::HashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
@@ -40,6 +42,35 @@ pub(crate) trait KeyedLogic: 'static {
     /// Appends the output changes made since the last flush, at `time`.
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>);
 }
+
+/// A [`KeyedLogic`] whose state checkpoints can hold, key by key (ARCHITECTURE.md,
+/// "Durability"): saved at a frontier every update below which has been applied, and
+/// restored into a fresh logic that then behaves as the saved one would have.
+#[cfg_attr(not(test), expect(dead_code, reason = "the keyed operator takes checkpoints next (issue 15)"))]
+pub(crate) trait Snapshot: KeyedLogic {
+    /// One key's state as checkpoints hold it.
+    type Saved: Serialize + DeserializeOwned;
+
+    /// Hands `out` every key whose state changed since the last call (every key if
+    /// `all`) with its state now, or `None` for a key whose state is gone.
+    fn save(&mut self, all: bool, out: Saving<'_, Self::Key, Self::Saved>);
+    /// Takes back one key's saved state (after [`KeyedLogic::watermark`] has been given
+    /// the watermarks of the checkpoint), and appends the output rows it shows, which
+    /// the restored operator emits again at the checkpoint's frontier.
+    fn restore(&mut self, key: Self::Key, saved: Self::Saved, shown: &mut Vec<Self::Out>);
+
+    /// From now on, keeps for [`Snapshot::take_settled`] the rows that leave the
+    /// logic's state while they stay in its output for good (a final window without
+    /// eviction): only the checkpoint can still give them back. Off by default, so
+    /// that a job without checkpoints keeps nothing of them.
+    fn track_settled(&mut self);
+    /// The rows settled since the last call (see [`Snapshot::track_settled`]). A
+    /// checkpoint keeps them apart from the keys' state; a restore emits them again.
+    fn take_settled(&mut self) -> Vec<Self::Out>;
+}
+
+/// Where [`Snapshot::save`] hands each key and its saved state (`None`: gone).
+pub(crate) type Saving<'a, K, S> = &'a mut dyn FnMut(&K, Option<&S>);
 
 /// Deadlines by watermark, for logics that act when the watermark passes a point.
 pub(crate) struct Timers<K> {
@@ -72,17 +103,24 @@ impl<K> Default for Timers<K> {
 /// lists and timers need not clone keys. A released slot may be reused by another
 /// key, so anything that refers to slots by number (timers) must re-check state
 /// rather than act blindly.
+///
+/// Slots also remember which keys changed since the last checkpoint
+/// ([`KeySlots::take_changed`]): every slot [marked](KeySlots::mark), and every key
+/// released.
 pub(crate) struct KeySlots<K, S> {
     index: HashMap<K, u32>,
     slots: Vec<Slot<K, S>>,
     free: Vec<u32>,
     dirty: Vec<u32>,
+    changed: Vec<u32>,
+    removed: Vec<K>,
 }
 
 struct Slot<K, S> {
     key: Option<K>,
     state: S,
     dirty: bool,
+    changed: bool,
 }
 
 impl<K: Data, S: Default> KeySlots<K, S> {
@@ -94,7 +132,7 @@ impl<K: Data, S: Default> KeySlots<K, S> {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
-                self.slots.push(Slot { key: None, state: S::default(), dirty: false });
+                self.slots.push(Slot { key: None, state: S::default(), dirty: false, changed: false });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -109,14 +147,47 @@ impl<K: Data, S: Default> KeySlots<K, S> {
         Some((slot.key.as_ref()?, &mut slot.state))
     }
 
-    /// Marks slot `id` for the next [`KeySlots::take_dirty`].
+    /// Marks slot `id` for the next [`KeySlots::take_dirty`] (and as changed for the
+    /// next checkpoint).
     pub(crate) fn mark(&mut self, id: u32) {
-        if let Some(slot) = self.slots.get_mut(id as usize)
-            && !slot.dirty
-        {
-            slot.dirty = true;
-            self.dirty.push(id);
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(id);
+            }
+            if !slot.changed {
+                slot.changed = true;
+                self.changed.push(id);
+            }
         }
+    }
+
+    /// Keys released since the last call, then the slots in use whose state changed
+    /// (every slot in use if `all`), for a checkpoint; starts tracking afresh.
+    pub(crate) fn take_changed(&mut self, all: bool) -> (Vec<K>, Vec<u32>) {
+        let removed = std::mem::take(&mut self.removed);
+        let changed = std::mem::take(&mut self.changed);
+        for &id in &changed {
+            self.slots[id as usize].changed = false;
+        }
+        if all {
+            let every = (0..self.slots.len() as u32).filter(|&id| self.slots[id as usize].key.is_some()).collect();
+            return (Vec::new(), every);
+        }
+        (removed, changed.into_iter().filter(|&id| self.slots[id as usize].key.is_some()).collect())
+    }
+
+    /// The key and state in slot `id`, if it is in use, to read.
+    pub(crate) fn peek(&self, id: u32) -> Option<(&K, &S)> {
+        let slot = self.slots.get(id as usize)?;
+        Some((slot.key.as_ref()?, &slot.state))
+    }
+
+    /// Sets `key`'s state (restoring it from a checkpoint: not a change); its slot.
+    pub(crate) fn restore(&mut self, key: K, state: S) -> u32 {
+        let id = self.slot(key);
+        self.slots[id as usize].state = state;
+        id
     }
 
     /// The slots marked since the last call.
@@ -134,13 +205,21 @@ impl<K: Data, S: Default> KeySlots<K, S> {
             self.index.remove(&key);
             slot.state = S::default();
             self.free.push(id);
+            self.removed.push(key);
         }
     }
 }
 
 impl<K, S> Default for KeySlots<K, S> {
     fn default() -> Self {
-        KeySlots { index: HashMap::default(), slots: Vec::new(), free: Vec::new(), dirty: Vec::new() }
+        KeySlots {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            changed: Vec::new(),
+            removed: Vec::new(),
+        }
     }
 }
 

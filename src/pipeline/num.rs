@@ -91,12 +91,12 @@ impl<'de> Deserialize<'de> for Num {
 /// exponents stay within about 70 binary orders of magnitude of each other (all data
 /// seen in practice), and a 2,200-bit accumulator covering the whole `f64` range
 /// otherwise. Both are exact; only [`ExactSum::value`] rounds, once, to nearest.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExactSum {
     repr: Repr,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Repr {
     Small { lsb: i32, mantissa: i128 },
     Wide(Box<Wide>),
@@ -233,10 +233,34 @@ fn scale(mut x: f64, mut k: i32) -> f64 {
 const LIMBS: usize = 72;
 const WIDE_LSB: i32 = -1074 - 32; // room below the smallest subnormal for shifted mantissas
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(into = "WideLimbs", try_from = "WideLimbs")]
 struct Wide {
     limbs: [i64; LIMBS],
     pending: u32,
+}
+
+/// [`Wide`] as checkpoints hold it (serde has no arrays of 72).
+#[derive(Serialize, Deserialize)]
+struct WideLimbs {
+    limbs: Vec<i64>,
+    pending: u32,
+}
+
+impl From<Wide> for WideLimbs {
+    fn from(wide: Wide) -> WideLimbs {
+        WideLimbs { limbs: wide.limbs.to_vec(), pending: wide.pending }
+    }
+}
+
+impl TryFrom<WideLimbs> for Wide {
+    type Error = String;
+
+    fn try_from(saved: WideLimbs) -> Result<Wide, String> {
+        let found = saved.limbs.len();
+        let limbs = saved.limbs.try_into().map_err(|_| format!("a wide sum has {LIMBS} limbs, not {found}"))?;
+        Ok(Wide { limbs, pending: saved.pending })
+    }
 }
 
 impl Default for Wide {

@@ -214,6 +214,8 @@ impl EventTime {
 }
 
 /// One window's aggregate and the row its output shows.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
 pub(crate) struct WindowState<A: Aggregate> {
     /// The inputs' aggregate; `None` once the window is final (inputs retired).
     pub(crate) state: Option<A::State>,

@@ -8,7 +8,9 @@
 //! dropped) until eviction, and nothing after.
 
 use super::super::aggregate::Aggregate;
-use super::super::keyed::{KeySlots, KeyedLogic, Timers};
+use serde::{Deserialize, Serialize};
+
+use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
 use super::super::{Data, Diff, Time, Window, Windowing};
 use super::WindowState;
 
@@ -19,16 +21,27 @@ pub(crate) struct FixedWindows<K, A: Aggregate> {
     keys: KeySlots<K, Vec<Win<A>>>,
     timers: Timers<u32>,
     watermark: Time,
+    /// Rows of final windows dropped without eviction, for checkpoints (if tracked).
+    settled: Option<Vec<(K, Window, A::Out)>>,
 }
 
-struct Win<A: Aggregate> {
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Win<A: Aggregate> {
     window: Window,
     state: WindowState<A>,
 }
 
 impl<K: Data, A: Aggregate> FixedWindows<K, A> {
     pub(crate) fn new(windowing: Windowing, agg: A) -> Self {
-        FixedWindows { windowing, agg, keys: KeySlots::default(), timers: Timers::default(), watermark: 0 }
+        FixedWindows {
+            windowing,
+            agg,
+            keys: KeySlots::default(),
+            timers: Timers::default(),
+            watermark: 0,
+            settled: None,
+        }
     }
 }
 
@@ -78,10 +91,65 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
         let (w, windowing) = (self.watermark, self.windowing);
         for id in self.keys.take_dirty() {
             let Some((key, open)) = self.keys.get(id) else { continue };
-            open.retain_mut(|win| win.state.flush(&self.agg, &windowing, w, key, win.window, time, out).keep);
+            let settled = &mut self.settled;
+            open.retain_mut(|win| {
+                let keep = win.state.flush(&self.agg, &windowing, w, key, win.window, time, out).keep;
+                if let (false, Some(settled), Some(row)) = (keep, settled.as_mut(), &win.state.shown) {
+                    settled.push((key.clone(), win.window, row.clone()));
+                }
+                keep
+            });
             if open.is_empty() {
                 self.keys.release(id);
             }
         }
     }
 }
+
+impl<K: Data, A: Aggregate> Snapshot for FixedWindows<K, A> {
+    type Saved = Vec<Win<A>>;
+
+    fn save(&mut self, all: bool, out: Saving<'_, K, Vec<Win<A>>>) {
+        let (removed, changed) = self.keys.take_changed(all);
+        for key in &removed {
+            out(key, None);
+        }
+        for id in changed {
+            if let Some((key, open)) = self.keys.peek(id) {
+                out(key, Some(open));
+            }
+        }
+    }
+
+    fn restore(&mut self, key: K, saved: Vec<Win<A>>, shown: &mut Vec<(K, Window, A::Out)>) {
+        let windowing = self.windowing;
+        for win in &saved {
+            shown.extend(win.state.shown.clone().map(|row| (key.clone(), win.window, row)));
+        }
+        let id = self.keys.restore(key, saved);
+        let Some((_, open)) = self.keys.peek(id) else { return };
+        let due: Vec<Time> = open
+            .iter()
+            .flat_map(|win| {
+                [windowing.emit_at(&win.window), windowing.final_at(&win.window)]
+                    .into_iter()
+                    .chain(windowing.evict_at(&win.window))
+            })
+            .filter(|&at| at > self.watermark)
+            .collect();
+        for at in due {
+            self.timers.schedule(at, id);
+        }
+    }
+
+    fn track_settled(&mut self) {
+        self.settled.get_or_insert_with(Vec::new);
+    }
+
+    fn take_settled(&mut self) -> Vec<(K, Window, A::Out)> {
+        self.settled.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;
