@@ -25,6 +25,10 @@
 //! `max(W_p, W)`: as records keep their order within a partition but not across
 //! partitions, this is the reading that does not depend on how partitions interleave,
 //! so a replay of the same partitions judges every record the same way.
+//!
+//! For checkpoints, the `snapshot` module keeps what a router learnt, not its configuration.
+
+pub(crate) mod snapshot;
 
 use std::any::Any;
 use std::sync::Arc;
