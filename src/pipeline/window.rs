@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod fixed;
 pub(crate) mod members;
 pub(crate) mod session;
+#[cfg(test)]
+mod snapshot_tests;
 
 use super::aggregate::Aggregate;
 use super::{Diff, InputOptions, MAX_DURATION, ParamError, Time, check_duration};

@@ -150,6 +150,3 @@ impl<K: Data, A: Aggregate> Snapshot for FixedWindows<K, A> {
         self.settled.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }
-
-#[cfg(test)]
-mod tests;

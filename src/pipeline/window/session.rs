@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::super::aggregate::Aggregate;
-use super::super::keyed::{KeySlots, KeyedLogic, Timers};
+use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
 use super::super::{Data, Diff, Time, Window, WindowKind, Windowing};
 use super::WindowState;
 
@@ -21,9 +23,13 @@ pub(crate) struct Sessions<K, A: Aggregate> {
     keys: KeySlots<K, KeySessions<A>>,
     timers: Timers<u32>,
     watermark: Time,
+    /// Rows of final sessions dropped without eviction, for checkpoints (if tracked).
+    settled: Option<Vec<(K, Window, A::Out)>>,
 }
 
-struct KeySessions<A: Aggregate> {
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct KeySessions<A: Aggregate> {
     /// Live events of open sessions, by event time.
     events: BTreeMap<Time, Vec<(A::In, Diff)>>,
     /// Sessions by start.
@@ -38,6 +44,8 @@ impl<A: Aggregate> Default for KeySessions<A> {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
 struct Session<A: Aggregate> {
     end: Time,
     state: WindowState<A>,
@@ -46,7 +54,15 @@ struct Session<A: Aggregate> {
 impl<K: Data, A: Aggregate> Sessions<K, A> {
     pub(crate) fn new(windowing: Windowing, agg: A) -> Self {
         let WindowKind::Session { gap } = windowing.kind else { panic!("session logic for a non-session window") };
-        Sessions { windowing, gap, agg, keys: KeySlots::default(), timers: Timers::default(), watermark: 0 }
+        Sessions {
+            windowing,
+            gap,
+            agg,
+            keys: KeySlots::default(),
+            timers: Timers::default(),
+            watermark: 0,
+            settled: None,
+        }
     }
 
     fn schedule(&mut self, id: u32, window: Window) {
@@ -188,11 +204,15 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
                 out.push(((key.clone(), window, shown), time, -1));
             }
             let mut retired = Vec::new();
+            let settled = &mut self.settled;
             sessions.sessions.retain(|&start, s| {
                 let window = Window { start, end: s.end };
                 let flushed = s.state.flush(&self.agg, &windowing, w, key, window, time, out);
                 if flushed.retired {
                     retired.push(window);
+                }
+                if let (false, Some(settled), Some(row)) = (flushed.keep, settled.as_mut(), &s.state.shown) {
+                    settled.push((key.clone(), window, row.clone()));
                 }
                 flushed.keep
             });
@@ -206,5 +226,41 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
                 self.keys.release(id);
             }
         }
+    }
+}
+
+impl<K: Data, A: Aggregate> Snapshot for Sessions<K, A> {
+    type Saved = KeySessions<A>;
+
+    fn save(&mut self, all: bool, out: Saving<'_, K, KeySessions<A>>) {
+        let (removed, changed) = self.keys.take_changed(all);
+        for key in &removed {
+            out(key, None);
+        }
+        for id in changed {
+            if let Some((key, sessions)) = self.keys.peek(id) {
+                out(key, Some(sessions));
+            }
+        }
+    }
+
+    fn restore(&mut self, key: K, saved: KeySessions<A>, shown: &mut Vec<(K, Window, A::Out)>) {
+        for (&start, session) in &saved.sessions {
+            let window = Window { start, end: session.end };
+            shown.extend(session.state.shown.clone().map(|row| (key.clone(), window, row)));
+        }
+        let windows: Vec<Window> = saved.sessions.iter().map(|(&start, s)| Window { start, end: s.end }).collect();
+        let id = self.keys.restore(key, saved);
+        for window in windows {
+            self.schedule(id, window);
+        }
+    }
+
+    fn track_settled(&mut self) {
+        self.settled.get_or_insert_with(Vec::new);
+    }
+
+    fn take_settled(&mut self) -> Vec<(K, Window, A::Out)> {
+        self.settled.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }

@@ -1,19 +1,24 @@
-//! A window logic saved at a random step (a base, then a delta), restored into a
-//! fresh one, shows what the uninterrupted logic shows and then changes exactly as it
-//! does.
+//! A window logic (fixed or session) saved at a random step (a base, then a delta),
+//! restored into a fresh one, shows what the uninterrupted logic shows and then changes
+//! exactly as it does.
 
 use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::*;
+use super::fixed::FixedWindows;
+use super::session::Sessions;
 use crate::pipeline::aggregate::Stats;
-use crate::pipeline::window::{Emit, WindowKind};
-use crate::pipeline::{Num, StatsOut};
+use crate::pipeline::keyed::Snapshot;
+use crate::pipeline::window::{Emit, Window, WindowKind, Windowing};
+use crate::pipeline::{Diff, Num, StatsOut, Time};
 
-type Logic = FixedWindows<u8, Stats>;
 type Row = (u8, Window, StatsOut);
+
+/// The window logics under test, as the tests drive them.
+trait Logic: Snapshot<Key = u8, Value = (Time, Num), Out = Row> {}
+impl<L: Snapshot<Key = u8, Value = (Time, Num), Out = Row>> Logic for L {}
 
 /// One step of the operator: updates, maybe a new watermark, then a flush.
 struct Step {
@@ -42,7 +47,7 @@ fn steps(seed: u64, count: usize) -> Vec<Step> {
 }
 
 /// Runs `steps` from time `from` on, stamping updates with the current watermark.
-fn run(logic: &mut Logic, steps: &[Step], from: Time, watermark: &mut Time) -> Vec<(Row, Time, Diff)> {
+fn run(logic: &mut impl Logic, steps: &[Step], from: Time, watermark: &mut Time) -> Vec<(Row, Time, Diff)> {
     let mut out = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         for (key, ts, value) in &step.updates {
@@ -75,7 +80,7 @@ fn by_time(changes: &[(Row, Time, Diff)]) -> Vec<(Time, String, Diff)> {
 
 /// What a checkpoint holds of a logic: the keys' state (bincode, as checkpoints hold
 /// it) and the settled rows.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 struct Saved {
     keys: BTreeMap<u8, Vec<u8>>,
     settled: Vec<Row>,
@@ -83,7 +88,7 @@ struct Saved {
 
 /// Saves `logic` into `saved`: every key if `all`, else the changes; and the rows
 /// settled meanwhile.
-fn save(logic: &mut Logic, all: bool, saved: &mut Saved) {
+fn save<L: Logic>(logic: &mut L, all: bool, saved: &mut Saved) {
     logic.save(all, &mut |key, state| match state {
         Some(state) => {
             saved.keys.insert(*key, bincode::serialize(state).unwrap());
@@ -95,20 +100,20 @@ fn save(logic: &mut Logic, all: bool, saved: &mut Saved) {
     saved.settled.extend(logic.take_settled());
 }
 
-fn check(windowing: Windowing, seed: u64) {
+fn check<L: Logic>(new: impl Fn() -> L, seed: u64) {
     let steps = steps(seed, 300);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0FFEE);
     let base_at = rng.random_range(20..150);
     let delta_at = rng.random_range(base_at..200);
 
-    let mut steady = Logic::new(windowing, Stats);
+    let mut steady = new();
     let mut w = 0;
     let before = run(&mut steady, &steps[..delta_at], 0, &mut w);
     let after = run(&mut steady, &steps[delta_at..], delta_at as Time, &mut w);
 
     // A base at `base_at`, then a delta (the keys changed since, `None` for the gone
     // ones) at `delta_at`, read back as a chain is: the last word on a key wins.
-    let mut saving = Logic::new(windowing, Stats);
+    let mut saving = new();
     saving.track_settled();
     let mut chained = Saved::default();
     let mut w = 0;
@@ -131,11 +136,11 @@ fn check(windowing: Windowing, seed: u64) {
     save(&mut saving, true, &mut everything);
     assert_eq!(chained.keys, everything.keys, "seed {seed}: base + delta = the state now");
 
-    let mut restored = Logic::new(windowing, Stats);
+    let mut restored = new();
     restored.watermark(&[w]);
     let mut shown = chained.settled.clone();
     for (key, state) in &chained.keys {
-        restored.restore(*key, bincode::deserialize(state).unwrap(), &mut shown);
+        restored.restore(*key, bincode::deserialize::<L::Saved>(state).unwrap(), &mut shown);
     }
     let shown: Vec<(Row, Time, Diff)> = shown.into_iter().map(|row| (row, 0, 1)).collect();
     assert_eq!(
@@ -159,7 +164,7 @@ fn restored_sliding_windows_continue_as_the_uninterrupted_ones() {
         emit: Emit::Eager,
     };
     for seed in 0..20 {
-        check(windowing, seed);
+        check(|| FixedWindows::new(windowing, Stats), seed);
     }
 }
 
@@ -172,6 +177,17 @@ fn restored_tumbling_windows_continue_as_the_uninterrupted_ones() {
         emit: Emit::OnClose,
     };
     for seed in 0..20 {
-        check(windowing, seed);
+        check(|| FixedWindows::new(windowing, Stats), seed);
+    }
+}
+
+#[test]
+fn restored_sessions_continue_as_the_uninterrupted_ones() {
+    for (retention, emit) in [(Some(3_000), Emit::Eager), (None, Emit::OnClose)] {
+        let windowing =
+            Windowing { kind: WindowKind::Session { gap: 1_500 }, allowed_lateness: 1_000, retention, emit };
+        for seed in 0..20 {
+            check(|| Sessions::new(windowing, Stats), seed);
+        }
     }
 }
