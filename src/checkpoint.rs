@@ -171,7 +171,7 @@ impl Store {
     /// Starts the next checkpoint.
     pub fn begin(&self) -> Checkpoint {
         let id = self.current.as_ref().map_or(1, |m| m.id + 1);
-        Checkpoint { dir: self.dir.clone(), id, parts: BTreeMap::new(), bytes: 0 }
+        Checkpoint { dir: self.dir.clone(), id, parts: Vec::new(), bytes: 0 }
     }
 
     /// Folds every chain that has grown beyond its base into one base file, and
@@ -242,7 +242,7 @@ impl Store {
 pub struct Checkpoint {
     dir: PathBuf,
     id: u64,
-    parts: BTreeMap<String, PartFile>,
+    parts: Vec<(String, PartFile)>,
     bytes: u64,
 }
 
@@ -252,19 +252,21 @@ impl Checkpoint {
         self.id
     }
 
-    /// A part file for `operator`, holding every key if `base`, else the keys changed
+    /// A part file for `operator`, holding every key if a base, else the keys changed
     /// since the previous checkpoint; written and synced by [`PartWriter::finish`], then
-    /// handed back with [`Checkpoint::add`].
+    /// handed back with [`Checkpoint::add`]. An operator may have several parts in one
+    /// checkpoint (one per worker, holding different keys).
     pub fn part(&self, operator: &str) -> Result<(String, PartWriter), CheckpointError> {
+        let _ = operator;
         let name = format!("part-{:020}-{}.bin", self.id, self.parts.len());
-        debug_assert!(!self.parts.contains_key(operator), "one part per operator and checkpoint");
         Ok((name.clone(), PartWriter::create(&self.dir.join(&name))?))
     }
 
-    /// Adds a finished part (`bytes` long) to `operator`'s chain.
+    /// Adds a finished part (`bytes` long) to `operator`'s chain; a `base` starts the
+    /// chain afresh.
     pub fn add(&mut self, operator: &str, file: String, bytes: u64, base: bool) {
         self.bytes += bytes;
-        self.parts.insert(operator.to_string(), PartFile { file, bytes, base });
+        self.parts.push((operator.to_string(), PartFile { file, bytes, base }));
     }
 
     /// Commits the checkpoint, taken at `frontier` at wall-clock `at`, with the job's

@@ -12,6 +12,7 @@
 //! then the input advances, then any dead letters follow on the job's dead-letter
 //! input.
 
+pub mod checkpoint;
 pub mod file_root;
 pub mod managed;
 pub mod manager;
@@ -39,6 +40,8 @@ pub struct JobOptions {
     /// `dead_letter` output; `None` keeps them all. Independent of the dataflow's own
     /// `retention`, which is about windows.
     pub dead_letter_retention: Option<Time>,
+    /// Whether the job can take checkpoints ([`RunningJob::checkpoint`]).
+    pub checkpoints: bool,
 }
 
 /// Counters of one input since the job started.
@@ -95,6 +98,8 @@ pub struct RunningJob<E: Engine = Arc<Runtime>> {
     outputs: Vec<OutputPort>,
     /// The least watermark of the inputs, which outputs report with their progress.
     watermark: Arc<AtomicU64>,
+    /// Its side of its operators' checkpoints, if it takes any.
+    state: Option<Arc<checkpoint::JobStore>>,
 }
 
 impl<E: Engine> RunningJob<E> {
@@ -107,6 +112,21 @@ impl<E: Engine> RunningJob<E> {
         params: JobParams,
         options: &JobOptions,
     ) -> Result<Self, JobError> {
+        Self::start_from(runtime, id, name, dataflow, params, options, None)
+    }
+
+    /// [`RunningJob::start`], restored from a checkpoint if given (with
+    /// `options.checkpoints`): routers, operators, and inputs at its frontier.
+    pub fn start_from(
+        runtime: E,
+        id: JobId,
+        name: &str,
+        dataflow: &Dataflow,
+        params: JobParams,
+        options: &JobOptions,
+        mut restored: Option<checkpoint::Restored>,
+    ) -> Result<Self, JobError> {
+        let state = options.checkpoints.then(|| Arc::new(checkpoint::JobStore::new(restored.as_mut())));
         let workers = runtime.workers();
         let description = dataflow.description();
         let watermark = Arc::new(AtomicU64::new(0));
@@ -142,9 +162,10 @@ impl<E: Engine> RunningJob<E> {
             params: params.dataflow.clone(),
             mode: options.mode,
             sinks,
+            state: state.clone().map(|s| s as Arc<dyn crate::pipeline::state::StateStore>),
         };
         runtime.install(id, install)?;
-        Ok(RunningJob {
+        let job = RunningJob {
             id,
             name: name.into(),
             dataflow: dataflow.clone(),
@@ -155,7 +176,12 @@ impl<E: Engine> RunningJob<E> {
             dead_frontier: AtomicU64::new(0),
             outputs,
             watermark,
-        })
+            state,
+        };
+        if let Some(restored) = &restored {
+            job.resume_from(restored)?;
+        }
+        Ok(job)
     }
 
     /// The job's name.

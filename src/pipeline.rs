@@ -53,6 +53,9 @@ mod output;
 mod params;
 mod record;
 mod registry;
+#[cfg(test)]
+mod snapshot_check;
+pub mod state;
 mod stateful;
 mod stream;
 mod topk;

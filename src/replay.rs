@@ -142,6 +142,7 @@ fn run<E: Engine>(engine: E, plan: Plan<'_>, replay: &Replay, out: &mut dyn Writ
         mode: if replay.changes { TimeMode::Exact } else { TimeMode::Compact },
         keep: if replay.changes { Keep::Changes } else { Keep::Final },
         dead_letter_retention: None,
+        checkpoints: false,
     };
     let job = RunningJob::start(engine, 0, "replay", dataflow, params, &options).map_err(|e| failure(&e))?;
 

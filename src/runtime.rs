@@ -31,6 +31,7 @@ pub use output::{
     Step, Subscription, Unanswerable, matches, row_key,
 };
 
+use crate::pipeline::state::StateStore;
 use crate::pipeline::{BuildError, Dataflow, DecodedParams, OutputSink, Time, TimeMode, WorkerInput};
 
 /// Identifies a job within a runtime.
@@ -61,6 +62,8 @@ pub struct Install {
     pub mode: TimeMode,
     /// Where each output's changes go, `dead_letter` last.
     pub sinks: Vec<Arc<dyn OutputSink>>,
+    /// Where its keyed operators take checkpoints and restore from, if anywhere.
+    pub state: Option<Arc<dyn StateStore>>,
 }
 
 /// Where job dataflows run: on worker threads ([`Runtime`]) or on the calling thread

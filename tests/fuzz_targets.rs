@@ -94,8 +94,12 @@ impl Default for RecordTarget {
 /// One job per entry of [`job_params`], each on an engine of its own.
 fn start_jobs(registry: &Registry) -> Vec<RunningJob<Inline>> {
     // The server's options: exact times, outputs indexed by key with a history.
-    let options =
-        JobOptions { mode: TimeMode::Exact, keep: Keep::Served { history: 100 }, dead_letter_retention: None };
+    let options = JobOptions {
+        mode: TimeMode::Exact,
+        keep: Keep::Served { history: 100 },
+        dead_letter_retention: None,
+        checkpoints: false,
+    };
     job_params()
         .into_iter()
         .enumerate()

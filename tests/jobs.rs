@@ -19,8 +19,12 @@ fn start(given: Value) -> RunningJob<Inline> {
     let registry = crate::dataflows::registry();
     let dataflow = registry.get("window_agg").expect("window_agg").clone();
     let params = params("window_agg", given).expect("valid params");
-    let options =
-        JobOptions { mode: TimeMode::Exact, keep: Keep::Served { history: 1000 }, dead_letter_retention: None };
+    let options = JobOptions {
+        mode: TimeMode::Exact,
+        keep: Keep::Served { history: 1000 },
+        dead_letter_retention: None,
+        checkpoints: false,
+    };
     RunningJob::start(Inline::new(), 1, "job", &dataflow, params, &options).expect("job starts")
 }
 

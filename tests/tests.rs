@@ -3,6 +3,7 @@
 //! The compiled-in dataflows are included from `dataflows/` exactly as the binary
 //! includes them, through the public pipeline API only.
 
+mod checkpoints;
 mod components_reference;
 #[path = "../dataflows/registry.rs"]
 #[allow(dead_code)]

@@ -236,6 +236,8 @@ impl JobManager {
             mode: TimeMode::Exact,
             keep: Keep::Served { history: self.settings.history },
             dead_letter_retention: self.settings.dead_letter_retention,
+            // Served jobs take checkpoints once the manager writes them (issue 15).
+            checkpoints: false,
         };
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let runtime = Arc::new(Runtime::start(self.workers).map_err(JobError::from)?);

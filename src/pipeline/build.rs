@@ -121,6 +121,7 @@ impl<'s> Job<'s> {
 
     /// The timely scope, for operators the pipeline API does not cover.
     pub fn scope(&self) -> Scope<'s, Time> {
+        super::state::JobState::outside("direct timely access (`Job::scope`)");
         self.scope
     }
 

@@ -24,6 +24,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
 use super::clock::{Clock, ClockReader};
+use super::state::{JobState, KEY, SETTLED, SavedPart, SnapshotBytes, WATERMARKS, entry_key};
 use super::{Collection, Data, Diff, Time, TimeMode};
 
 /// What a keyed operator does with its updates, in time order.
@@ -41,12 +42,15 @@ pub(crate) trait KeyedLogic: 'static {
     fn watermark(&mut self, watermarks: &[Time]);
     /// Appends the output changes made since the last flush, at `time`.
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>);
+    /// The logic as checkpoints take it, if they can (see [`Snapshot`]).
+    fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<Self::Key, Self::Out>> {
+        None
+    }
 }
 
 /// A [`KeyedLogic`] whose state checkpoints can hold, key by key (ARCHITECTURE.md,
 /// "Durability"): saved at a frontier every update below which has been applied, and
 /// restored into a fresh logic that then behaves as the saved one would have.
-#[cfg_attr(not(test), expect(dead_code, reason = "the keyed operator takes checkpoints next (issue 15)"))]
 pub(crate) trait Snapshot: KeyedLogic {
     /// One key's state as checkpoints hold it.
     type Saved: Serialize + DeserializeOwned;
@@ -245,16 +249,23 @@ pub(crate) fn keyed<'s, D: Data, L: KeyedLogic>(
 ) -> Collection<'s, L::Out> {
     let mut readers: Vec<ClockReader> = clocks.iter().map(Clock::reader).collect();
     let pact = Exchange::new(move |update: &Update<D>| key_hash(&update.0.0));
+    let mut checkpoints = Checkpoints::join(name, &mut logic);
     input
         .inner
         .unary_frontier(pact, name, move |cap, _info| {
             let mut cap = Some(cap);
             let mut pending: Pending<L::Key, L::Value> = Vec::new();
-            let mut out: Vec<(L::Out, Time, Diff)> = Vec::new();
+            // What a restored operator shows, emitted at its first activation.
+            let mut out: Vec<(L::Out, Time, Diff)> =
+                checkpoints.as_mut().map(|c| c.restore(&mut logic)).unwrap_or_default();
             let mut seen: Time = 0;
+            // A restored operator's state holds everything before the restored frontier:
+            // what upstream operators emit again below it is already in.
+            let floor = checkpoints.as_ref().and_then(|c| c.job.store().restored_frontier()).unwrap_or(0);
             move |(input, frontier), output| {
                 input.for_each(|_cap, data| {
-                    let updates = data.drain(..).map(|((d, stamp), t, diff)| (t, split(d), stamp, diff));
+                    let updates =
+                        data.drain(..).filter(|u| u.1 >= floor).map(|((d, stamp), t, diff)| (t, split(d), stamp, diff));
                     match mode {
                         TimeMode::Exact => pending.extend(updates.map(|(t, (k, v), stamp, d)| (t, k, v, stamp, d))),
                         TimeMode::Compact => updates.for_each(|(_, (k, v), stamp, d)| logic.update(k, v, stamp, d)),
@@ -268,6 +279,9 @@ pub(crate) fn keyed<'s, D: Data, L: KeyedLogic>(
                     return;
                 };
                 if now == seen {
+                    if !out.is_empty() {
+                        output.session(&*current).give_container(&mut out);
+                    }
                     return;
                 }
                 let changes = watermark_changes(&mut readers, now);
@@ -291,9 +305,90 @@ pub(crate) fn keyed<'s, D: Data, L: KeyedLogic>(
                 }
                 current.downgrade(&now);
                 seen = now;
+                if let Some(checkpoints) = checkpoints.as_mut() {
+                    checkpoints.take(now, &mut logic, &readers);
+                }
             }
         })
         .as_collection()
+}
+
+/// A keyed operator's part in its job's checkpoints.
+struct Checkpoints {
+    job: std::rc::Rc<JobState>,
+    operator: String,
+    /// The last checkpoint it took part in.
+    taken: Option<u64>,
+}
+
+impl Checkpoints {
+    /// Joins the checkpoints of the job being built, if it has a store and `logic` can
+    /// be saved (else the job cannot be checkpointed).
+    fn join<L: KeyedLogic>(name: &str, logic: &mut L) -> Option<Checkpoints> {
+        let (job, operator) = JobState::current(name)?;
+        let Some(snapshot) = logic.as_snapshot() else {
+            job.unsupported(&operator);
+            return None;
+        };
+        snapshot.track();
+        job.store().register(&operator);
+        Some(Checkpoints { job, operator, taken: None })
+    }
+
+    /// Seeds `logic` from the checkpoint the job is restored from, if any; the rows it
+    /// shows, at the time before the restored frontier.
+    fn restore<L: KeyedLogic>(&mut self, logic: &mut L) -> Vec<(L::Out, Time, Diff)> {
+        let Some(frontier) = self.job.store().restored_frontier() else { return Vec::new() };
+        let entries = self.job.store().restore_entries(&self.operator);
+        let broken = |what: &str, error: bincode::Error| -> ! {
+            panic!(
+                "checkpoint: operator `{}`: {what} cannot be read ({error}); the checkpoint is damaged",
+                self.operator
+            )
+        };
+        if let Some((_, watermarks)) = entries.iter().find(|(key, _)| key.first() == Some(&WATERMARKS)) {
+            let watermarks: Vec<Time> =
+                bincode::deserialize(watermarks).unwrap_or_else(|e| broken("its watermarks", e));
+            logic.watermark(&watermarks);
+        }
+        let (worker, workers) = (self.job.worker(), self.job.workers());
+        let snapshot = logic.as_snapshot().expect("joined with a snapshot");
+        let mut shown = Vec::new();
+        for (key, value) in &entries {
+            match key.first() {
+                Some(&KEY) if snapshot.owner(key, workers).unwrap_or_else(|e| broken("a key", e)) == worker => {
+                    snapshot.restore_bytes(key, value, &mut shown).unwrap_or_else(|e| broken("a key's state", e));
+                }
+                Some(&SETTLED) if worker == 0 => {
+                    shown.push(bincode::deserialize(value).unwrap_or_else(|e| broken("a settled row", e)));
+                }
+                _ => {}
+            }
+        }
+        let at = frontier.saturating_sub(1);
+        shown.into_iter().map(|row| (row, at, 1)).collect()
+    }
+
+    /// Hands the store this operator's part of the checkpoint asked for, once the input
+    /// frontier `now` has reached its frontier.
+    fn take<L: KeyedLogic>(&mut self, now: Time, logic: &mut L, readers: &[ClockReader]) {
+        let Some((id, at)) = self.job.store().requested() else { return };
+        if now < at || self.taken == Some(id) {
+            return;
+        }
+        self.taken = Some(id);
+        let worker = self.job.worker();
+        let snapshot = logic.as_snapshot().expect("joined with a snapshot");
+        let mut entries = Vec::new();
+        snapshot.save_bytes(&mut entries);
+        for (i, row) in snapshot.settled().iter().enumerate() {
+            let row = bincode::serialize(row).expect("rows serialize");
+            entries.push((entry_key(SETTLED, &(id, worker, i)), Some(row)));
+        }
+        let watermarks: Vec<Time> = readers.iter().map(ClockReader::watermark).collect();
+        entries.push((vec![WATERMARKS], Some(bincode::serialize(&watermarks).expect("times serialize"))));
+        self.job.store().save(id, SavedPart { operator: self.operator.clone(), worker, entries });
+    }
 }
 
 /// Feeds `ready` updates and watermark `changes` to `logic` in time order, flushing

@@ -7,6 +7,7 @@ use differential_dataflow::{Hashable, VecCollection};
 use super::aggregate::Aggregate;
 use super::clock::Clock;
 use super::keyed::keyed;
+use super::state::JobState;
 use super::window::{
     WindowKind,
     fixed::FixedWindows,
@@ -66,11 +67,13 @@ impl<'s, D: Data> Stream<'s, D> {
     /// differential dataflow. Records are never retracted by time: apply
     /// [`Stream::expire`] instead to bound what downstream operators keep.
     pub fn collection(self) -> Collection<'s, D> {
+        JobState::outside("a raw collection of an input (`Stream::collection`)");
         self.inner.map(|(d, _)| d)
     }
 
     /// The records with their stamps (the watermark at arrival).
     pub fn stamped(self) -> Collection<'s, (D, Time)> {
+        JobState::outside("a raw collection of an input (`Stream::stamped`)");
         self.inner
     }
 

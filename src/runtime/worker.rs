@@ -8,6 +8,7 @@ use std::time::Duration;
 use timely::worker::Worker;
 
 use super::{Command, Install, JobId};
+use crate::pipeline::state::JobState;
 use crate::pipeline::{BuildError, Job, Time, WorkerInput};
 
 /// The longest a worker parks with nothing to do.
@@ -75,12 +76,17 @@ fn execute(worker: &mut Worker, jobs: &mut HashMap<JobId, WorkerJob>, command: C
 
 /// Builds a job's dataflow on this worker; its inputs' handles.
 pub(crate) fn install_job(worker: &mut Worker, install: &Install) -> Result<Vec<Box<dyn WorkerInput>>, BuildError> {
-    let index = worker.index();
+    let (index, peers) = (worker.index(), worker.peers());
     let name = format!("job {}", install.name);
     worker.dataflow_named::<Time, _, _>(&name, |scope| {
         let description = install.dataflow.description();
         let mut job = Job::new(scope, description, install.mode, &install.sinks, index);
-        install.dataflow.build(&mut job, &install.params)?;
+        match &install.state {
+            Some(state) => {
+                JobState::building(state.clone(), index, peers, || install.dataflow.build(&mut job, &install.params))?
+            }
+            None => install.dataflow.build(&mut job, &install.params)?,
+        }
         job.finish()
     })
 }

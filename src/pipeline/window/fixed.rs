@@ -11,6 +11,7 @@ use super::super::aggregate::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
+use super::super::state::SnapshotBytes;
 use super::super::{Data, Diff, Time, Window, Windowing};
 use super::WindowState;
 
@@ -85,6 +86,10 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
         for id in self.timers.take_due(self.watermark) {
             self.keys.mark(id);
         }
+    }
+
+    fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
+        Some(self)
     }
 
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>) {

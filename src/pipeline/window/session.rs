@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::aggregate::Aggregate;
 use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
+use super::super::state::SnapshotBytes;
 use super::super::{Data, Diff, Time, Window, WindowKind, Windowing};
 use super::WindowState;
 
@@ -194,6 +195,10 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
         for id in self.timers.take_due(self.watermark) {
             self.keys.mark(id);
         }
+    }
+
+    fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
+        Some(self)
     }
 
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>) {

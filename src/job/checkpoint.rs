@@ -1,0 +1,227 @@
+//! Checkpoints of a running job (ARCHITECTURE.md, "Durability"): the job's side of
+//! the keyed operators' [`StateStore`], aligning a checkpoint, and what a job restores
+//! from.
+//!
+//! [`RunningJob::checkpoint`] holds every input's router (no record, advance or clock
+//! move gets through meanwhile), asks for a checkpoint at a new frontier `F` past every
+//! record placed (records ahead of the watermark are placed at their event time) and
+//! advances every input to it, waits for every keyed operator on every worker to hand
+//! its part, then writes the parts and a manifest holding `F`, the routers' and dead
+//! letters' state and the sources' positions ([`crate::checkpoint::Store`]). A job
+//! started [from](RunningJob::start_from) a checkpoint gets its routers back, its keyed
+//! operators seeded (re-partitioned over its workers), and its inputs advanced to `F`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::RunningJob;
+use crate::checkpoint::{CheckpointError, Manifest, Store};
+use crate::ingest::router::InputRouter;
+use crate::ingest::router::snapshot::{DeadLettersState, RouterState};
+use crate::pipeline::Time;
+use crate::pipeline::state::{Entries, SavedPart, StateStore};
+use crate::runtime::{Engine, RuntimeError};
+
+/// How long a checkpoint waits for the operators' parts.
+const PART_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a checkpoint was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointFailed {
+    /// The job's pipeline keeps state checkpoints do not hold.
+    #[error("this job cannot be checkpointed: {0}")]
+    Unsupported(String),
+    /// The job was started without checkpoints.
+    #[error("this job takes no checkpoints")]
+    Disabled,
+    /// The operators did not hand their parts in time (or the runtime failed).
+    #[error("the operators did not hand in their state within {0:?}")]
+    Timeout(Duration),
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The job could not be advanced.
+    #[error(transparent)]
+    Job(#[from] super::JobError),
+    /// The checkpoint could not be written.
+    #[error(transparent)]
+    Store(#[from] CheckpointError),
+}
+
+/// The job's own part of a manifest.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobPart {
+    /// Each input's router, by input name.
+    routers: BTreeMap<String, RouterState>,
+    /// The dead letters' placement.
+    dead_letters: DeadLettersState,
+    /// Each source's position, by input name, as the source reported it.
+    positions: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a job is restored from: a checkpoint's frontier, routers and operators' state.
+pub struct Restored {
+    frontier: Time,
+    routers: BTreeMap<String, RouterState>,
+    dead_letters: DeadLettersState,
+    /// Each source's position, by input name.
+    pub positions: BTreeMap<String, serde_json::Value>,
+    entries: BTreeMap<String, Entries>,
+}
+
+impl Restored {
+    /// The current checkpoint of `store`, read whole, if there is one.
+    pub fn read(store: &Store) -> Result<Option<Restored>, CheckpointError> {
+        let Some(manifest) = store.current() else { return Ok(None) };
+        let job: JobPart = serde_json::from_value(manifest.job.clone())
+            .map_err(|e| CheckpointError::Damaged { path: "manifest".into(), why: format!("the job's part: {e}") })?;
+        let mut entries = BTreeMap::new();
+        for operator in manifest.parts.keys() {
+            entries.insert(operator.clone(), store.read(operator)?.into_iter().collect());
+        }
+        let JobPart { routers, dead_letters, positions } = job;
+        Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, entries }))
+    }
+
+    /// The frontier it was taken at.
+    pub fn frontier(&self) -> Time {
+        self.frontier
+    }
+}
+
+/// The job's side of its keyed operators' checkpoints.
+#[derive(Default)]
+pub(super) struct JobStore {
+    request: Mutex<Option<(u64, Time)>>,
+    parts: Mutex<Vec<SavedPart>>,
+    /// Operators registered, on every worker: the parts a checkpoint waits for.
+    operators: AtomicUsize,
+    unsupported: Mutex<Option<String>>,
+    restored: Option<(Time, BTreeMap<String, Entries>)>,
+}
+
+impl JobStore {
+    /// A store restoring `restored`'s operators, if given.
+    pub(super) fn new(restored: Option<&mut Restored>) -> JobStore {
+        let restored = restored.map(|r| (r.frontier, std::mem::take(&mut r.entries)));
+        JobStore { restored, ..JobStore::default() }
+    }
+}
+
+impl StateStore for JobStore {
+    fn requested(&self) -> Option<(u64, Time)> {
+        *self.request.lock().expect("request lock")
+    }
+
+    fn save(&self, id: u64, part: SavedPart) {
+        if self.requested().is_some_and(|(asked, _)| asked == id) {
+            self.parts.lock().expect("parts lock").push(part);
+        }
+    }
+
+    fn restored_frontier(&self) -> Option<Time> {
+        self.restored.as_ref().map(|(frontier, _)| *frontier)
+    }
+
+    fn restore_entries(&self, operator: &str) -> Entries {
+        self.restored.as_ref().and_then(|(_, entries)| entries.get(operator).cloned()).unwrap_or_default()
+    }
+
+    fn register(&self, _operator: &str) {
+        self.operators.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn unsupported(&self, why: String) {
+        self.unsupported.lock().expect("unsupported lock").get_or_insert(why);
+    }
+}
+
+impl<E: Engine> RunningJob<E> {
+    /// Why the job cannot be checkpointed, if it cannot.
+    pub fn not_checkpointable(&self) -> Option<String> {
+        match &self.state {
+            None => Some(CheckpointFailed::Disabled.to_string()),
+            Some(state) => state.unsupported.lock().expect("unsupported lock").clone(),
+        }
+    }
+
+    /// Takes a checkpoint into `store` (see the module docs), with the sources'
+    /// `positions` (by input name) taken while no input moves: `positions` is called
+    /// once every input is held.
+    pub fn checkpoint(
+        &self,
+        store: &mut Store,
+        at: u64,
+        positions: impl FnOnce() -> BTreeMap<String, serde_json::Value>,
+    ) -> Result<Manifest, CheckpointFailed> {
+        let state = self.state.as_ref().ok_or(CheckpointFailed::Disabled)?;
+        if let Some(why) = state.unsupported.lock().expect("unsupported lock").clone() {
+            return Err(CheckpointFailed::Unsupported(why));
+        }
+        let mut routers: Vec<MutexGuard<'_, InputRouter>> =
+            self.inputs.iter().map(|i| i.router.lock().expect("router lock")).collect();
+        // Past every record placed: one ahead of the frontier (at its event time) is
+        // still pending in its operator, which saves only what it has applied.
+        let frontier = routers.iter().map(|r| r.clock.frontier().max(r.max_ts.unwrap_or(0))).max().unwrap_or(0) + 1;
+        let checkpoint = store.begin();
+        state.parts.lock().expect("parts lock").clear();
+        *state.request.lock().expect("request lock") = Some((checkpoint.id(), frontier));
+        let advanced = routers.iter_mut().enumerate().try_for_each(|(i, router)| self.flush(i, router, frontier));
+        let expected = state.operators.load(Ordering::SeqCst);
+        let handed = advanced.map_err(CheckpointFailed::from).and_then(|()| {
+            let done = || state.parts.lock().expect("parts lock").len() >= expected;
+            if self.runtime.settle(&done, PART_TIMEOUT) { Ok(()) } else { Err(CheckpointFailed::Timeout(PART_TIMEOUT)) }
+        });
+        *state.request.lock().expect("request lock") = None;
+        handed?;
+        let now = Instant::now();
+        let job = JobPart {
+            routers: self.inputs.iter().zip(&routers).map(|(i, r)| (i.name.clone(), r.snapshot(now))).collect(),
+            dead_letters: self.dead.lock().expect("dead letters lock").snapshot(),
+            positions: positions(),
+        };
+        drop(routers);
+        let parts = std::mem::take(&mut *state.parts.lock().expect("parts lock"));
+        let mut checkpoint = checkpoint;
+        for part in parts {
+            let (file, mut writer) = checkpoint.part(&part.operator)?;
+            for (key, value) in &part.entries {
+                writer.put(key, value.as_deref())?;
+            }
+            let bytes = writer.finish()?;
+            checkpoint.add(&part.operator, file, bytes, false);
+        }
+        let job = serde_json::to_value(&job).expect("the job's part serializes");
+        Ok(checkpoint.commit(store, frontier, at, job)?)
+    }
+
+    /// Gives the routers and dead letters their restored state, and advances every
+    /// input to the restored frontier (after install: the operators are seeded).
+    pub(super) fn resume_from(&self, restored: &Restored) -> Result<(), RuntimeError> {
+        // Inputs advance in order: a restored router's frontier is the checkpoint's.
+        let now = Instant::now();
+        for (i, input) in self.inputs.iter().enumerate() {
+            let mut router = input.router.lock().expect("router lock");
+            if let Some(state) = restored.routers.get(&input.name) {
+                router.restore(state.clone(), now);
+            }
+            self.runtime.advance(
+                self.id,
+                i,
+                router.clock.frontier().max(restored.frontier),
+                router.clock.watermark(),
+            )?;
+            self.inputs[i].frontier.store(router.clock.frontier().max(restored.frontier), Ordering::SeqCst);
+            self.inputs[i].watermark.store(router.clock.watermark(), Ordering::SeqCst);
+        }
+        self.dead.lock().expect("dead letters lock").restore(restored.dead_letters.clone());
+        let least = self.inputs.iter().map(|i| i.watermark.load(Ordering::SeqCst)).min().unwrap_or(0);
+        self.watermark.store(least, Ordering::SeqCst);
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Checkpoints, as the keyed operators see them: the job declares where their state
+//! goes and what to restore ([`StateStore`], implemented by the job, as outputs go to
+//! an [`OutputSink`](super::OutputSink)), and every keyed operator of the job being
+//! built takes part ([`JobState`]).
+//!
+//! A checkpoint is asked for at a frontier `F` (the job has stopped feeding its inputs
+//! and advanced them to `F`). Each keyed operator, on each worker, once its input
+//! frontier has reached `F` (every update below `F` applied and flushed), hands the
+//! store one [`SavedPart`]: the keys whose state changed since its previous part, its
+//! settled rows, and the watermarks it has seen. Entries are bytes: a key's entry is
+//! `KEY` + bincode of the key, its value bincode of the logic's saved state (none: the
+//! key is gone); a settled row's entry is `SETTLED` + the checkpoint, worker and a
+//! counter (unique, never overwritten), its value bincode of the row.
+//!
+//! A restored job builds every keyed operator with its logic seeded from the entries of
+//! its name ([`StateStore::restore_entries`]): each worker keeps the keys the exchange
+//! sends it (`hash % workers`), worker 0 the settled rows, and the operator emits what
+//! it shows at the time before the restored frontier.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use differential_dataflow::Hashable;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Time;
+use super::keyed::Snapshot;
+
+/// An entry's key names a key of the operator.
+pub(crate) const KEY: u8 = 0;
+/// An entry's key names a settled row.
+pub(crate) const SETTLED: u8 = 1;
+/// The entry holding the operator's watermarks.
+pub(crate) const WATERMARKS: u8 = 2;
+
+/// Entries as a checkpoint gives them back: `(key, state)`, removed keys left out.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One keyed operator's part of a checkpoint, on one worker.
+#[derive(Debug)]
+pub struct SavedPart {
+    /// The operator, as `<n>:<name>` (`n`: its place in the build order).
+    pub operator: String,
+    /// The worker.
+    pub worker: usize,
+    /// Entries: `(key, Some(state))`, or `(key, None)` for a key that is gone.
+    pub entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Where a job's keyed operators save checkpoints, and what they restore from.
+///
+/// # Constraints
+/// - Shared by every worker: methods are called from worker threads.
+pub trait StateStore: Send + Sync {
+    /// The checkpoint to take once an operator's input frontier reaches `F`, as
+    /// `(id, F)`, while one is asked for.
+    fn requested(&self) -> Option<(u64, Time)>;
+    /// Takes one operator's part of checkpoint `id`.
+    fn save(&self, id: u64, part: SavedPart);
+    /// The frontier a restored job starts from, if it is restored.
+    fn restored_frontier(&self) -> Option<Time>;
+    /// The entries of `operator` in the checkpoint restored from (every worker's).
+    fn restore_entries(&self, operator: &str) -> Entries;
+    /// Operator `operator` was built on a worker and takes part in checkpoints.
+    fn register(&self, operator: &str);
+    /// The job cannot be checkpointed: `why`.
+    fn unsupported(&self, why: String);
+}
+
+/// What every keyed operator of the job being built on this worker shares: the store,
+/// the worker's place, and the operators' count (for their names).
+pub(crate) struct JobState {
+    store: Arc<dyn StateStore>,
+    worker: usize,
+    workers: usize,
+    operators: Cell<usize>,
+}
+
+thread_local! {
+    /// The job being built on this thread, while its pipeline's `build` runs.
+    static BUILDING: RefCell<Option<Rc<JobState>>> = const { RefCell::new(None) };
+}
+
+impl JobState {
+    /// Runs `build` with every keyed operator it makes taking part in checkpoints of
+    /// `store`.
+    pub(crate) fn building<T>(
+        store: Arc<dyn StateStore>,
+        worker: usize,
+        workers: usize,
+        build: impl FnOnce() -> T,
+    ) -> T {
+        let state = Rc::new(JobState { store, worker, workers, operators: Cell::new(0) });
+        let previous = BUILDING.with(|b| b.replace(Some(state)));
+        let built = build();
+        BUILDING.with(|b| *b.borrow_mut() = previous);
+        built
+    }
+
+    /// The job being built on this thread, with the name of the operator `name` it is
+    /// about to make (`<n>:<name>`), if a job is being built with a store.
+    pub(crate) fn current(name: &str) -> Option<(Rc<JobState>, String)> {
+        let state = BUILDING.with(|b| b.borrow().clone())?;
+        let n = state.operators.get();
+        state.operators.set(n + 1);
+        Some((state, format!("{n}:{name}")))
+    }
+
+    /// Notes, if a job is being built on this thread, that `what` keeps state outside
+    /// the keyed operators (a raw collection of an input, direct timely access): the job
+    /// cannot be checkpointed.
+    pub(crate) fn outside(what: &str) {
+        if let Some(state) = BUILDING.with(|b| b.borrow().clone()) {
+            state.store.unsupported(format!("{what} keeps state that checkpoints do not hold yet"));
+        }
+    }
+
+    /// Notes that operator `operator` keeps state no checkpoint holds.
+    pub(crate) fn unsupported(&self, operator: &str) {
+        self.store.unsupported(format!("operator `{operator}` keeps state that checkpoints do not hold yet"));
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    pub(crate) fn worker(&self) -> usize {
+        self.worker
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+/// The keyed operator's side of checkpoints, over any [`Snapshot`] logic: its state as
+/// entries of bytes, and back.
+pub(crate) trait SnapshotBytes<K, O> {
+    /// Appends the entries of the keys changed since the last call (`KEY` entries).
+    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>);
+    /// Restores one key from its entry; appends the rows it shows.
+    fn restore_bytes(&mut self, key: &[u8], state: &[u8], shown: &mut Vec<O>) -> Result<(), bincode::Error>;
+    /// See [`Snapshot::track_settled`].
+    fn track(&mut self);
+    /// See [`Snapshot::take_settled`].
+    fn settled(&mut self) -> Vec<O>;
+    /// The worker this key's entry belongs to (the exchange's rule).
+    fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error>;
+}
+
+impl<L: Snapshot> SnapshotBytes<L::Key, L::Out> for L
+where
+    L::Key: Serialize + DeserializeOwned,
+{
+    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        self.save(false, &mut |key, state| {
+            let key = entry_key(KEY, key);
+            let state = state.map(|s| bincode::serialize(s).expect("state serializes"));
+            entries.push((key, state));
+        });
+    }
+
+    fn restore_bytes(&mut self, key: &[u8], state: &[u8], shown: &mut Vec<L::Out>) -> Result<(), bincode::Error> {
+        let key: L::Key = bincode::deserialize(&key[1..])?;
+        let state: L::Saved = bincode::deserialize(state)?;
+        self.restore(key, state, shown);
+        Ok(())
+    }
+
+    fn track(&mut self) {
+        self.track_settled();
+    }
+
+    fn settled(&mut self) -> Vec<L::Out> {
+        self.take_settled()
+    }
+
+    fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error> {
+        let key: L::Key = bincode::deserialize(&key[1..])?;
+        Ok((key.hashed() % workers as u64) as usize)
+    }
+}
+
+/// `tag` + bincode of `value`.
+pub(crate) fn entry_key(tag: u8, value: &impl Serialize) -> Vec<u8> {
+    let mut key = vec![tag];
+    bincode::serialize_into(&mut key, value).expect("keys serialize");
+    key
+}

@@ -1,0 +1,165 @@
+//! Checkpoints of a running job, through the library: a `window_agg` job fed seeded
+//! random events (late and too-late ones among them) is checkpointed twice (a first
+//! checkpoint, then a delta) and restored each time on another number of workers; its
+//! outputs right after each restore equal those at the checkpoint, and at the end equal
+//! those of a job that was never interrupted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use tidemark::checkpoint::Store;
+use tidemark::job::checkpoint::Restored;
+use tidemark::job::params::JobParams;
+use tidemark::job::{JobOptions, RunningJob};
+use tidemark::pipeline::TimeMode;
+use tidemark::runtime::{Keep, Runtime};
+
+type Job = RunningJob<Arc<Runtime>>;
+
+fn start(params: &Value, workers: usize, restored: Option<Restored>) -> Job {
+    let registry = crate::dataflows::registry();
+    let dataflow = registry.get("window_agg").expect("window_agg").clone();
+    let params = JobParams::decode(&dataflow, params.as_object().expect("object")).expect("valid params");
+    let options = JobOptions {
+        mode: TimeMode::Exact,
+        keep: Keep::Served { history: 100_000 },
+        dead_letter_retention: None,
+        checkpoints: true,
+    };
+    let runtime = Arc::new(Runtime::start(workers).expect("runtime"));
+    RunningJob::start_from(runtime, 1, "job", &dataflow, params, &options, restored).expect("job starts")
+}
+
+/// Batches of events: time moves on, a few are late and a few too late.
+fn batches(seed: u64) -> Vec<Vec<Vec<u8>>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut now = 10_000u64;
+    (0..40)
+        .map(|_| {
+            (0..rng.random_range(1..30))
+                .map(|_| {
+                    now += rng.random_range(0..150);
+                    let ts = match rng.random_range(0..20) {
+                        0 => now.saturating_sub(rng.random_range(2_000..4_000)),
+                        1 => now.saturating_sub(rng.random_range(6_000..20_000)),
+                        _ => now.saturating_sub(rng.random_range(0..1_500)),
+                    };
+                    let key = ["a", "b", "c", "d", "e", "f", "g"][rng.random_range(0..7)];
+                    let value = rng.random_range(-100..100);
+                    serde_json::to_vec(&json!({"key": key, "ts": ts, "value": value})).unwrap()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn feed(job: &Job, batches: &[Vec<Vec<u8>>]) {
+    for batch in batches {
+        job.ingest(0, batch.iter().map(Vec::as_slice)).expect("ingest");
+    }
+}
+
+fn rows(job: &Job) -> Vec<String> {
+    assert!(job.wait_complete(Duration::from_secs(30)), "outputs did not complete");
+    let mut rows: Vec<String> =
+        job.output("windows").expect("output").rows.snapshot().1.iter().map(|(r, _)| r.to_string()).collect();
+    rows.sort();
+    rows
+}
+
+fn check(params: Value, seed: u64, workers: [usize; 3]) {
+    let batches = batches(seed);
+    let (first, second) = (12, 27);
+    let steady = start(&params, 2, None);
+    feed(&steady, &batches);
+
+    let expected = rows(&steady);
+    assert!(expected.len() > 20, "{params}: the job has windows: {}", expected.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let job = start(&params, workers[0], None);
+    assert_eq!(job.not_checkpointable(), None);
+    feed(&job, &batches[..first]);
+    let manifest = job.checkpoint(&mut store, 1, Default::default).expect("first checkpoint");
+    // (The checkpoint moved the frontier past every record placed: read after it.)
+    let at_first = rows(&job);
+    assert_eq!(manifest.id, 1);
+    drop(job);
+
+    let job = start(&params, workers[1], Restored::read(&Store::open(dir.path()).unwrap()).unwrap());
+    assert_eq!(
+        rows(&job),
+        at_first,
+        "{params}, seed {seed}: restored on {} workers, the content at the checkpoint",
+        workers[1]
+    );
+    feed(&job, &batches[first..second]);
+    let manifest = job.checkpoint(&mut store, 2, Default::default).expect("second checkpoint");
+    let at_second = rows(&job);
+    assert_eq!(manifest.id, 2);
+    drop(job);
+
+    let job = start(&params, workers[2], Restored::read(&Store::open(dir.path()).unwrap()).unwrap());
+    assert_eq!(rows(&job), at_second, "{params}, seed {seed}: restored from a delta, the content at the checkpoint");
+    feed(&job, &batches[second..]);
+
+    let got = rows(&job);
+    let missing: Vec<&String> = expected.iter().filter(|r| !got.contains(r)).collect();
+    let extra: Vec<&String> = got.iter().filter(|r| !expected.contains(r)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{params}, seed {seed}: after two restores, an uninterrupted run's content; missing {missing:?}, extra {extra:?}"
+    );
+}
+
+#[test]
+fn tumbling_windows_come_back_from_checkpoints_on_other_workers() {
+    let params =
+        json!({"window": {"tumbling": {"size": 2000}}, "max_out_of_orderness": 1000, "allowed_lateness": 2000});
+    for seed in 0..3 {
+        check(params.clone(), seed, [1, 2, 1]);
+    }
+}
+
+#[test]
+fn sliding_windows_with_retention_come_back_from_checkpoints() {
+    let params = json!({
+        "window": {"sliding": {"size": 3000, "slide": 1000}},
+        "max_out_of_orderness": 500, "allowed_lateness": 1000, "retention": 4000,
+    });
+    for seed in 0..3 {
+        check(params.clone(), seed, [2, 2, 1]);
+    }
+}
+
+#[test]
+fn sessions_come_back_from_checkpoints() {
+    let params = json!({"window": {"session": {"gap": 700}}, "max_out_of_orderness": 800, "allowed_lateness": 1500, "emit": "on_close"});
+    for seed in 0..3 {
+        check(params.clone(), seed, [2, 1, 2]);
+    }
+}
+
+#[test]
+fn a_job_with_a_raw_collection_says_it_cannot_be_checkpointed() {
+    let registry = crate::dataflows::registry();
+    let dataflow = registry.get("chaos").expect("chaos").clone();
+    let params = JobParams::decode(&dataflow, &serde_json::Map::new()).expect("params");
+    let options = JobOptions {
+        mode: TimeMode::Exact,
+        keep: Keep::Served { history: 10 },
+        dead_letter_retention: None,
+        checkpoints: true,
+    };
+    let job = RunningJob::start_from(Arc::new(Runtime::start(1).unwrap()), 1, "c", &dataflow, params, &options, None)
+        .unwrap();
+    let why = job.not_checkpointable().expect("not checkpointable");
+    assert!(why.contains("Stream::collection"), "{why}");
+    let dir = tempfile::tempdir().unwrap();
+    let error = job.checkpoint(&mut Store::open(dir.path()).unwrap(), 1, Default::default).unwrap_err();
+    assert!(error.to_string().contains("cannot be checkpointed"), "{error}");
+}
