@@ -172,7 +172,13 @@ impl<E: Engine> RunningJob<E> {
             params,
             runtime,
             inputs,
-            dead: Mutex::new(DeadLetters::new(options.dead_letter_retention)),
+            dead: Mutex::new({
+                let mut dead = DeadLetters::new(options.dead_letter_retention);
+                if options.checkpoints {
+                    dead.keep_live();
+                }
+                dead
+            }),
             dead_frontier: AtomicU64::new(0),
             outputs,
             watermark,

@@ -96,6 +96,12 @@ pub enum Position {
         /// Records of every request the input took (valid or not), in order.
         records: u64,
     },
+    /// Where a checkpoint took an HTTP input's log: what the log holds up to this
+    /// byte, the checkpoint holds (a restored input applies only what follows).
+    Logged {
+        /// The log's length when the checkpoint was taken.
+        after: u64,
+    },
     /// How far a file has been read.
     File {
         /// The file.
@@ -166,7 +172,13 @@ impl SourceSpec {
         log: Option<PathBuf>,
     ) -> Result<Option<Arc<dyn Source>>, StartError> {
         Ok(match self {
-            SourceSpec::Http => Some(Arc::new(http::HttpSource::open(feed, from, log)?)),
+            SourceSpec::Http => {
+                let after = match from {
+                    Some(Position::Logged { after }) => after,
+                    _ => 0,
+                };
+                Some(Arc::new(http::HttpSource::open(feed, from, log, after)?))
+            }
             SourceSpec::File { path } => Some(Arc::new(file::FileSource::start(path.clone(), feed, from))),
             SourceSpec::Kafka(spec) => {
                 let offsets = match from {

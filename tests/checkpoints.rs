@@ -63,9 +63,13 @@ fn feed(job: &Job, batches: &[Vec<Vec<u8>>]) {
 }
 
 fn rows(job: &Job) -> Vec<String> {
+    output(job, "windows")
+}
+
+fn output(job: &Job, name: &str) -> Vec<String> {
     assert!(job.wait_complete(Duration::from_secs(30)), "outputs did not complete");
     let mut rows: Vec<String> =
-        job.output("windows").expect("output").rows.snapshot().1.iter().map(|(r, _)| r.to_string()).collect();
+        job.output(name).expect("output").rows.snapshot().1.iter().map(|(r, _)| r.to_string()).collect();
     rows.sort();
     rows
 }
@@ -75,6 +79,7 @@ fn check(params: Value, seed: u64, workers: [usize; 3]) {
     let (first, second) = (12, 27);
     let steady = start(&params, 2, None);
     feed(&steady, &batches);
+    let all_letters = output(&steady, "dead_letter");
 
     let expected = rows(&steady);
     assert!(expected.len() > 20, "{params}: the job has windows: {}", expected.len());
@@ -87,6 +92,8 @@ fn check(params: Value, seed: u64, workers: [usize; 3]) {
     let manifest = job.checkpoint(&mut store, 1, Default::default).expect("first checkpoint");
     // (The checkpoint moved the frontier past every record placed: read after it.)
     let at_first = rows(&job);
+    let letters = output(&job, "dead_letter");
+    assert!(!letters.is_empty(), "some records were too late");
     assert_eq!(manifest.id, 1);
     drop(job);
 
@@ -97,6 +104,7 @@ fn check(params: Value, seed: u64, workers: [usize; 3]) {
         "{params}, seed {seed}: restored on {} workers, the content at the checkpoint",
         workers[1]
     );
+    assert_eq!(output(&job, "dead_letter"), letters, "{params}, seed {seed}: the dead letters come back");
     feed(&job, &batches[first..second]);
     let manifest = job.checkpoint(&mut store, 2, Default::default).expect("second checkpoint");
     let at_second = rows(&job);
@@ -107,6 +115,7 @@ fn check(params: Value, seed: u64, workers: [usize; 3]) {
     assert_eq!(rows(&job), at_second, "{params}, seed {seed}: restored from a delta, the content at the checkpoint");
     feed(&job, &batches[second..]);
 
+    assert_eq!(output(&job, "dead_letter"), all_letters, "{params}, seed {seed}: every dead letter, once");
     let got = rows(&job);
     let missing: Vec<&String> = expected.iter().filter(|r| !got.contains(r)).collect();
     let extra: Vec<&String> = got.iter().filter(|r| !expected.contains(r)).collect();
@@ -162,4 +171,56 @@ fn a_job_with_a_raw_collection_says_it_cannot_be_checkpointed() {
     let dir = tempfile::tempdir().unwrap();
     let error = job.checkpoint(&mut Store::open(dir.path()).unwrap(), 1, Default::default).unwrap_err();
     assert!(error.to_string().contains("cannot be checkpointed"), "{error}");
+}
+
+/// `POST /api/v1/jobs/{job}/checkpoint` and the job's `"checkpoint"`, across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_over_http_and_back_after_a_restart() {
+    use crate::service::{TestOptions, TestServer};
+    let mut server = TestServer::start().await;
+    let spec = json!({
+        "name": "w", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
+        "params": {"window": {"tumbling": {"size": 1000}}, "max_out_of_orderness": 5000},
+    });
+    assert_eq!(server.post("/api/v1/jobs", &spec).await.0, 201);
+    let (_, job) = server.get("/api/v1/jobs/w").await;
+    assert_eq!(job["checkpoint"], Value::Null, "{job}");
+    let events: Vec<Value> =
+        (0..200).map(|i| json!({"key": format!("k{}", i % 7), "ts": i * 37, "value": i})).collect();
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events", &json!(events[..150])).await.0, 200);
+
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let (status, first) = server.post("/api/v1/jobs/w/checkpoint", &json!({})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["id"], 1, "{first}");
+    assert!(first["frontier"].as_u64().unwrap() > 5_000, "{first}");
+    assert!(first["bytes"].as_u64().unwrap() > 0 && first["duration_ms"].is_u64(), "{first}");
+    assert!(first["at"].as_u64().unwrap() >= before, "{first}");
+    let (_, job) = server.get("/api/v1/jobs/w").await;
+    assert_eq!(job["checkpoint"], first, "{job}");
+    // Nothing changed since: the next one writes (almost) nothing.
+    let (_, second) = server.post("/api/v1/jobs/w/checkpoint", &json!({})).await;
+    assert_eq!(second["id"], 2, "{second}");
+    assert!(second["bytes"].as_u64().unwrap() * 5 < first["bytes"].as_u64().unwrap(), "{first} then {second}");
+
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events", &json!(events[150..])).await.0, 200);
+    // An advance answers once the outputs reflect everything before it.
+    let settle = json!({"watermark": 1});
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events/advance", &settle).await.0, 200);
+    let windows = server.snapshot("w", &["windows"]).await;
+    assert!(windows["windows"].len() > 5, "{windows:?}");
+    let chaos = json!({"name": "c", "dataflow": "chaos"});
+    assert_eq!(server.post("/api/v1/jobs", &chaos).await.0, 201);
+    let (status, body) = server.post("/api/v1/jobs/c/checkpoint", &json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("not_checkpointable")), "{body}");
+    assert_eq!(server.post("/api/v1/jobs/nope/checkpoint", &json!({})).await.0, 404);
+    server.stop().await;
+
+    // Back from checkpoint 2, with the records after it from the log.
+    let mut again = TestServer::start_in(server.data_dir.clone(), TestOptions::default()).await;
+    let (_, job) = again.get("/api/v1/jobs/w").await;
+    assert_eq!(job["checkpoint"]["id"], 2, "{job}");
+    assert_eq!(again.post("/api/v1/jobs/w/inputs/events/advance", &settle).await.0, 200);
+    assert_eq!(again.snapshot("w", &["windows"]).await, windows, "the same windows after the restart");
+    again.stop().await;
 }

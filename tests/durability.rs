@@ -78,6 +78,20 @@ async fn write(base: String, w: usize, round: usize, seed: u64, sent: Arc<Mutex<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_requests_survive_kill_9_exactly_once() {
+    kill_9_rounds(0).await;
+}
+
+/// The same with a checkpoint every 150 ms: kills land before, during and after
+/// checkpoints, and a restarted job comes back from its last checkpoint plus what its
+/// log holds after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_survive_kill_9_with_checkpoints() {
+    kill_9_rounds(150).await;
+}
+
+/// Three rounds of four writers and a kill -9 at a seeded moment, on a job that
+/// checkpoints every `interval` ms (never with 0); then every row is checked.
+async fn kill_9_rounds(interval: u64) {
     let seed: u64 = std::env::var("TIDEMARK_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -93,10 +107,12 @@ async fn acknowledged_requests_survive_kill_9_exactly_once() {
             "max_out_of_orderness": 1_000_000_000u64,
             "idle_timeout_ms": null,
         },
+        "checkpoint_interval_ms": interval,
     });
     let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
     assert_eq!(created.status(), 201, "{:?}", created.text().await);
 
+    let mut checkpoints = Vec::new();
     for round in 0..3 {
         let writers: Vec<_> =
             (0..WRITERS).map(|w| tokio::spawn(write(server.base.clone(), w, round, seed, sent.clone()))).collect();
@@ -107,6 +123,16 @@ async fn acknowledged_requests_survive_kill_9_exactly_once() {
             writer.await.expect("writer");
         }
         server = Server::start(dir.path(), round + 1).await;
+        let status: Value =
+            client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
+        checkpoints.push(status["checkpoint"]["id"].as_u64());
+    }
+    if interval > 0 {
+        // The restarted jobs came back from checkpoints, later and later ones.
+        assert!(checkpoints.iter().all(Option::is_some), "restored from checkpoints: {checkpoints:?}");
+        assert!(checkpoints.windows(2).all(|w| w[0] < w[1]), "{checkpoints:?}");
+    } else {
+        assert!(checkpoints.iter().all(Option::is_none), "{checkpoints:?}");
     }
 
     // Past every event time (windows stay for `retention`, an hour of event time).

@@ -28,7 +28,10 @@
 //!
 //! For checkpoints, the `snapshot` module keeps what a router learnt, not its configuration.
 
+mod dead_letters;
 pub(crate) mod snapshot;
+
+pub(crate) use dead_letters::DeadLetters;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -36,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::pipeline::codec::{Codec, Updates};
+use crate::pipeline::codec::Codec;
 use crate::pipeline::{DeadLetter, InputOptions, JsonText, MAX_TS, Reason, Time};
 
 /// The watermark and frontier of one input.
@@ -359,44 +362,6 @@ fn event_time(text: &[u8]) -> Option<Time> {
     }
     let record: TsOnly = serde_json::from_slice(text).ok()?;
     record.ts?.as_u64().filter(|ts| *ts <= MAX_TS)
-}
-
-/// Places dead letters in the job's `dead_letter` input.
-///
-/// Dead letters are placed at the dead-letter input's frontier, which follows the
-/// highest frontier of the job's inputs and steps past each batch of dead letters so
-/// that they show at once. With a retention, each is retracted that long after.
-pub(crate) struct DeadLetters {
-    frontier: Time,
-    retention: Option<Time>,
-}
-
-impl DeadLetters {
-    pub(crate) fn new(retention: Option<Time>) -> DeadLetters {
-        DeadLetters { frontier: 0, retention }
-    }
-
-    /// The updates for `dead`, and the frontier to advance to (at least `inputs_frontier`).
-    pub(crate) fn place(
-        &mut self,
-        dead: Vec<DeadLetter>,
-        inputs_frontier: Time,
-    ) -> (Updates<DeadLetter>, Option<Time>) {
-        let at = self.frontier;
-        let mut updates = Vec::with_capacity(dead.len() * 2);
-        for d in dead {
-            if let Some(r) = self.retention {
-                updates.push(((d.clone(), at), at + r, -1));
-            }
-            updates.push(((d, at), at, 1));
-        }
-        let next = inputs_frontier.max(self.frontier + !updates.is_empty() as Time);
-        let advance = (next > self.frontier).then(|| {
-            self.frontier = next;
-            next
-        });
-        (updates, advance)
-    }
 }
 
 #[cfg(test)]

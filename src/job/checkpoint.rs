@@ -12,7 +12,7 @@
 //! operators seeded (re-partitioned over its workers), and its inputs advanced to `F`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::RunningJob;
 use crate::checkpoint::{CheckpointError, Manifest, Store};
-use crate::ingest::router::InputRouter;
 use crate::ingest::router::snapshot::{DeadLettersState, RouterState};
+use crate::ingest::router::{DeadLetters, InputRouter};
 use crate::pipeline::Time;
 use crate::pipeline::state::{Entries, SavedPart, StateStore};
 use crate::runtime::{Engine, RuntimeError};
@@ -50,6 +50,14 @@ pub enum CheckpointFailed {
     /// The checkpoint could not be written.
     #[error(transparent)]
     Store(#[from] CheckpointError),
+    /// An input's log could not be held still for it.
+    #[error("input `{input}`: {why}")]
+    Input {
+        /// The input.
+        input: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// The job's own part of a manifest.
@@ -102,6 +110,7 @@ pub(super) struct JobStore {
     /// Operators registered, on every worker: the parts a checkpoint waits for.
     operators: AtomicUsize,
     unsupported: Mutex<Option<String>>,
+    disabled: AtomicBool,
     restored: Option<(Time, BTreeMap<String, Entries>)>,
 }
 
@@ -138,6 +147,11 @@ impl StateStore for JobStore {
 
     fn unsupported(&self, why: String) {
         self.unsupported.lock().expect("unsupported lock").get_or_insert(why);
+        self.disabled.store(true, Ordering::SeqCst);
+    }
+
+    fn disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
     }
 }
 
@@ -219,7 +233,20 @@ impl<E: Engine> RunningJob<E> {
             self.inputs[i].frontier.store(router.clock.frontier().max(restored.frontier), Ordering::SeqCst);
             self.inputs[i].watermark.store(router.clock.watermark(), Ordering::SeqCst);
         }
-        self.dead.lock().expect("dead letters lock").restore(restored.dead_letters.clone());
+        // The dead letters still in the output come back at the times they were placed.
+        let mut dead = self.dead.lock().expect("dead letters lock");
+        dead.restore(restored.dead_letters.clone());
+        let letters = dead.replace(restored.dead_letters.live.clone());
+        let index = self.inputs.len();
+        if !letters.is_empty() {
+            self.runtime.push(self.id, index, 0, Box::new(letters))?;
+        }
+        let dead_frontier = DeadLetters::frontier_of(&restored.dead_letters);
+        if dead_frontier > 0 {
+            self.runtime.advance(self.id, index, dead_frontier, dead_frontier)?;
+            self.dead_frontier.store(dead_frontier, Ordering::SeqCst);
+        }
+        drop(dead);
         let least = self.inputs.iter().map(|i| i.watermark.load(Ordering::SeqCst)).min().unwrap_or(0);
         self.watermark.store(least, Ordering::SeqCst);
         Ok(())

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use super::checkpoint::CheckpointFailed;
 use super::spec::JobSpec;
 use super::{JobError, RunningJob};
+use crate::checkpoint::Store;
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
 use crate::sink::{Sink, SinkSpec, SinkStatus};
@@ -72,6 +74,21 @@ pub(super) fn backoff(failures: u32) -> Duration {
     (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
 }
 
+/// The last checkpoint of a job, as job status and `POST .../checkpoint` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckpointInfo {
+    /// Its number.
+    pub id: u64,
+    /// The frontier it was taken at.
+    pub frontier: Time,
+    /// Bytes written for it (the state that changed since the previous one).
+    pub bytes: u64,
+    /// How long it took, from holding the inputs to the manifest's commit.
+    pub duration_ms: u64,
+    /// When it was taken, wall-clock ms since the epoch.
+    pub at: u64,
+}
+
 /// A running source and the inputs it feeds.
 type Running = (Vec<usize>, Arc<dyn Source>);
 
@@ -90,6 +107,11 @@ pub struct ManagedJob {
     running: Mutex<Vec<Running>>,
     sinks: Mutex<Vec<(usize, Arc<dyn Sink>)>>,
     clock: Mutex<Option<JoinHandle<()>>>,
+    /// Where it checkpoints, or why it cannot.
+    checkpoints: Mutex<Result<Store, String>>,
+    last_checkpoint: Mutex<Option<CheckpointInfo>>,
+    checkpoint_error: Mutex<Option<String>>,
+    checkpointing: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ManagedJob {
@@ -110,7 +132,69 @@ impl ManagedJob {
             running: Mutex::new(Vec::new()),
             sinks: Mutex::new(Vec::new()),
             clock: Mutex::new(None),
+            checkpoints: Mutex::new(Err(CheckpointFailed::Disabled.to_string())),
+            last_checkpoint: Mutex::new(None),
+            checkpoint_error: Mutex::new(None),
+            checkpointing: Mutex::new(None),
         }
+    }
+
+    /// Checkpoints go to `store` (or cannot be taken, and why), the last one being
+    /// `last` if the job was restored from it.
+    pub(super) fn checkpoint_to(&self, store: Result<Store, String>, last: Option<CheckpointInfo>) {
+        *self.checkpoints.lock().expect("checkpoints lock") = store;
+        *self.last_checkpoint.lock().expect("checkpoint lock") = last;
+    }
+
+    /// The last checkpoint, and why the latest attempt failed if it did.
+    pub fn last_checkpoint(&self) -> (Option<CheckpointInfo>, Option<String>) {
+        let last = self.last_checkpoint.lock().expect("checkpoint lock").clone();
+        (last, self.checkpoint_error.lock().expect("checkpoint error lock").clone())
+    }
+
+    /// Takes a checkpoint now: holds every HTTP input's log still (requests wait), then
+    /// the job's routers, and writes what changed since the last one
+    /// ([`RunningJob::checkpoint`]). A failure is kept for job status; the job runs on.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
+        let taken = self.take_checkpoint();
+        let mut error = self.checkpoint_error.lock().expect("checkpoint error lock");
+        match &taken {
+            Ok(info) => {
+                *error = None;
+                *self.last_checkpoint.lock().expect("checkpoint lock") = Some(info.clone());
+                self.supervision.lock().expect("supervision lock").failures = 0;
+            }
+            Err(CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled) => {}
+            Err(failed) => {
+                tracing::warn!(job = %self.spec.name, error = %failed, "checkpoint failed");
+                *error = Some(failed.to_string());
+            }
+        }
+        taken
+    }
+
+    fn take_checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
+        let mut store = self.checkpoints.lock().expect("checkpoints lock");
+        let store = store.as_mut().map_err(|why| CheckpointFailed::Unsupported(why.clone()))?;
+        let started = Instant::now();
+        let sources: Vec<Running> = self.running.lock().expect("sources lock").clone();
+        let mut held = Vec::new();
+        let mut positions = std::collections::BTreeMap::new();
+        for (inputs, source) in &sources {
+            let Some(http) = source.as_http() else { continue };
+            let input = self.job.inputs()[inputs[0]].name.clone();
+            let paused =
+                http.pause().map_err(|e| CheckpointFailed::Input { input: input.clone(), why: e.to_string() })?;
+            if let Some(paused) = paused {
+                positions.insert(input, serde_json::json!(paused.bytes));
+                held.push(paused);
+            }
+        }
+        let at = wall_clock_ms();
+        let manifest = self.job.checkpoint(store, at, || positions)?;
+        drop(held);
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(CheckpointInfo { id: manifest.id, frontier: manifest.frontier, bytes: manifest.bytes, duration_ms, at })
     }
 
     /// Its state, and the error that made it fail.
@@ -250,6 +334,12 @@ impl ManagedJob {
         if self.job.params().idle_timeout.is_some() {
             *self.clock.lock().expect("clock lock") = Some(tokio::spawn(follow_clock(self.clone())));
         }
+        let interval = self.spec.checkpoint_interval();
+        if interval > 0 && self.checkpoints.lock().expect("checkpoints lock").is_ok() {
+            let every = Duration::from_millis(interval);
+            *self.checkpointing.lock().expect("checkpointing lock") =
+                Some(tokio::spawn(checkpoint_every(self.clone(), every)));
+        }
     }
 
     /// Stops sinks, sources, clock and dataflow, in that order; blocks while the
@@ -271,7 +361,33 @@ impl ManagedJob {
         if let Some(clock) = self.clock.lock().expect("clock lock").take() {
             clock.abort();
         }
+        if let Some(checkpointing) = self.checkpointing.lock().expect("checkpointing lock").take() {
+            checkpointing.abort();
+        }
     }
+}
+
+/// Takes a checkpoint every `every` while the job runs.
+async fn checkpoint_every(job: Arc<ManagedJob>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if job.state().0 != JobState::Running {
+            continue;
+        }
+        let checkpointing = job.clone();
+        let taken = tokio::task::spawn_blocking(move || checkpointing.checkpoint().map(drop)).await;
+        if taken.is_err_and(|error| error.is_cancelled()) {
+            return;
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+fn wall_clock_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Lets idle inputs follow the wall clock, every [`CLOCK_PERIOD`].

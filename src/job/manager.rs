@@ -26,10 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::checkpoint::Restored;
 use super::file_root::FileRoot;
-use super::managed::{self, ManagedJob};
+use super::managed::{self, CheckpointInfo, ManagedJob};
 use super::spec::{self, JobSpec, Origin, Policy, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
+use crate::checkpoint::Store;
 use crate::kafka::{self, Offsets};
 use crate::pipeline::{Registry, Time, TimeMode};
 use crate::runtime::{Keep, Runtime};
@@ -79,6 +81,9 @@ pub enum CreateError {
     /// Its spec could not be persisted.
     #[error("cannot persist the job: {0}")]
     Persist(std::io::Error),
+    /// Its checkpoint cannot be read (damaged, or of a newer format).
+    #[error(transparent)]
+    Checkpoint(crate::checkpoint::CheckpointError),
     /// The Kafka brokers of an input could not tell where its topic starts.
     #[error("inputs.{input}: {source}")]
     Kafka {
@@ -239,10 +244,27 @@ impl JobManager {
             // Served jobs take checkpoints once the manager writes them (issue 15).
             checkpoints: false,
         };
+        let (store, restored) = self.checkpoints(&name, &valid.sources, persist)?;
+        let options = JobOptions { checkpoints: store.is_ok(), ..options };
+        let last = restored.as_ref().zip(store.as_ref().ok().and_then(Store::current)).map(|(_, m)| CheckpointInfo {
+            id: m.id,
+            frontier: m.frontier,
+            bytes: m.bytes,
+            duration_ms: 0,
+            at: m.at,
+        });
+        let mut after: BTreeMap<String, u64> = BTreeMap::new();
+        if let Some(restored) = &restored {
+            for (input, position) in &restored.positions {
+                after.insert(input.clone(), position.as_u64().unwrap_or(0));
+            }
+            tracing::info!(job = %name, frontier = restored.frontier(), "restoring from its checkpoint");
+        }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let runtime = Arc::new(Runtime::start(self.workers).map_err(JobError::from)?);
-        let job = RunningJob::start(runtime, id, &name, &valid.dataflow, valid.params, &options)?;
+        let job = RunningJob::start_from(runtime, id, &name, &valid.dataflow, valid.params, &options, restored)?;
         let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job));
+        managed.checkpoint_to(store, last);
         if let Some(supervision) = supervision {
             managed.supervise_as(supervision);
         }
@@ -262,11 +284,39 @@ impl JobManager {
         let mut offsets = state.offsets;
         let data_dir = self.data_dir.clone();
         managed.start(
-            |input| offsets.remove(input).map(|offsets| Position::Kafka { offsets }),
+            |input| {
+                let logged = after.get(input).map(|&after| Position::Logged { after });
+                offsets.remove(input).map(|offsets| Position::Kafka { offsets }).or(logged)
+            },
             |input| keep_offsets(data_dir.clone(), &name, input),
             logs.as_deref(),
         );
         Ok(managed)
+    }
+
+    /// The checkpoint store of job `name` and the checkpoint to restore from, if any;
+    /// or why it takes none. A new job (`fresh`) starts without one, whatever a job of
+    /// its name left.
+    fn checkpoints(
+        &self,
+        name: &str,
+        sources: &[SourceSpec],
+        fresh: bool,
+    ) -> Result<(Result<Store, String>, Option<Restored>), CreateError> {
+        let Some(data_dir) = &self.data_dir else {
+            return Ok((Err("the server runs without a data directory".into()), None));
+        };
+        if sources.iter().any(|s| *s != SourceSpec::Http) {
+            let why = "checkpoints do not hold the positions of inputs fed other than over HTTP yet".to_string();
+            return Ok((Err(why), None));
+        }
+        let dir = checkpoint_dir(data_dir, name);
+        if fresh {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let store = Store::open(&dir).map_err(CreateError::Checkpoint)?;
+        let restored = Restored::read(&store).map_err(CreateError::Checkpoint)?;
+        Ok((Ok(store), restored))
     }
 
     /// One round of supervision at `now`: jobs whose pipeline failed are taken down
@@ -318,6 +368,7 @@ impl JobManager {
             let _ = std::fs::remove_file(spec_path(dir, name));
             let _ = std::fs::remove_file(state_path(dir, name));
             let _ = std::fs::remove_dir_all(log_dir(dir, name));
+            let _ = std::fs::remove_dir_all(checkpoint_dir(dir, name));
         }
         tracing::info!(job = %name, "job deleted");
         true
@@ -361,6 +412,11 @@ fn spec_path(dir: &Path, name: &str) -> PathBuf {
 /// Where the write-ahead logs of a job's HTTP inputs live.
 fn log_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join("log").join(name)
+}
+
+/// Where a job's checkpoints live.
+fn checkpoint_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join("checkpoints").join(name)
 }
 
 fn state_path(dir: &Path, name: &str) -> PathBuf {

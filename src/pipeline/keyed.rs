@@ -372,6 +372,11 @@ impl Checkpoints {
     /// Hands the store this operator's part of the checkpoint asked for, once the input
     /// frontier `now` has reached its frontier.
     fn take<L: KeyedLogic>(&mut self, now: Time, logic: &mut L, readers: &[ClockReader]) {
+        if self.job.store().disabled() {
+            // No checkpoint will take the settled rows: keep none.
+            logic.as_snapshot().expect("joined with a snapshot").settled();
+            return;
+        }
         let Some((id, at)) = self.job.store().requested() else { return };
         if now < at || self.taken == Some(id) {
             return;

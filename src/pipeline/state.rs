@@ -67,6 +67,8 @@ pub trait StateStore: Send + Sync {
     fn register(&self, operator: &str);
     /// The job cannot be checkpointed: `why`.
     fn unsupported(&self, why: String);
+    /// Whether the job cannot be checkpointed (then operators keep nothing for it).
+    fn disabled(&self) -> bool;
 }
 
 /// What every keyed operator of the job being built on this worker shares: the store,

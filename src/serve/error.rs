@@ -110,6 +110,7 @@ impl From<CreateError> for ApiError {
             }
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
+            CreateError::Checkpoint(e) => ApiError::unavailable(e),
             CreateError::Kafka { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "kafka_unavailable", e.to_string())
             }

@@ -41,7 +41,7 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
 
 /// Why a job that is not running takes no input: it failed (409), or it waits to
 /// restart (503: a retry after its restart will be taken).
-fn not_running(job: &ManagedJob) -> Option<ApiError> {
+pub(super) fn not_running(job: &ManagedJob) -> Option<ApiError> {
     let name = &job.spec.name;
     match job.state() {
         (JobState::Running, _) => None,

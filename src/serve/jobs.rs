@@ -6,12 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::AppState;
 use super::error::{ApiError, Missing};
 use super::schema::{DataflowListing, InputStatus, JobStatus, OutputStatus, PartitionEntry, Sorted};
-use crate::job::managed::ManagedJob;
+use crate::job::checkpoint::CheckpointFailed;
+use crate::job::managed::{CheckpointInfo, ManagedJob};
 use crate::job::params::JobParams;
 use crate::job::spec::{self, Origin};
 use crate::pipeline::Registry;
@@ -22,6 +23,7 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route("/api/v1/dataflows", get(dataflows))
         .route("/api/v1/jobs", get(list).post(create))
         .route("/api/v1/jobs/{job}", get(describe).delete(delete))
+        .route("/api/v1/jobs/{job}/checkpoint", post(checkpoint))
 }
 
 async fn dataflows(State(app): State<AppState>) -> Sorted<Vec<DataflowListing>> {
@@ -54,6 +56,21 @@ async fn create(
         .await
         .map_err(ApiError::unavailable)??;
     Ok((StatusCode::CREATED, Sorted(status(&job))))
+}
+
+/// Takes a checkpoint of the job now.
+async fn checkpoint(State(app): State<AppState>, Path(name): Path<String>) -> Result<Sorted<CheckpointInfo>, ApiError> {
+    let job = app.jobs.get(&name).ok_or_else(|| ApiError::not_found(Missing::Job, &name))?;
+    if let Some(refused) = super::inputs::not_running(&job) {
+        return Err(refused);
+    }
+    let taken = tokio::task::spawn_blocking(move || job.checkpoint()).await.map_err(ApiError::unavailable)?;
+    taken.map(Sorted).map_err(|failed| match failed {
+        CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled => {
+            ApiError::new(StatusCode::CONFLICT, "not_checkpointable", failed.to_string())
+        }
+        failed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "checkpoint_failed", failed.to_string()),
+    })
 }
 
 async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
@@ -118,6 +135,8 @@ pub(super) fn status(managed: &ManagedJob) -> JobStatus {
         state,
         error,
         restarts: managed.restarts(),
+        checkpoint: managed.last_checkpoint().0,
+        checkpoint_error: managed.last_checkpoint().1,
         params: job.params().json.clone(),
         watermark: job.job_watermark(),
         inputs,

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::ingest::LaneState;
-use crate::job::managed::JobState;
+use crate::job::managed::{CheckpointInfo, JobState};
 use crate::pipeline::{DEAD_LETTER, Dataflow, MAX_TS, Time};
 use crate::sink::SinkStatus;
 use crate::source::SourceSpec;
@@ -115,6 +115,11 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// How many times it was started again after its pipeline failed.
     pub restarts: u32,
+    /// Its last checkpoint (`null` before the first).
+    pub checkpoint: Option<CheckpointInfo>,
+    /// Why its latest checkpoint failed, if it did (the previous one stays in use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_error: Option<String>,
     /// Its effective parameters.
     pub params: Map<String, Value>,
     /// The least watermark of its inputs.

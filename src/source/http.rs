@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::{Feed, FeedError, Position, Source, SourceStatus};
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
-use log::{Entry, Log, LogError, Write};
+use log::{Entry, Log, LogError, Paused, Write};
 
 /// A request an HTTP input could not take.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +38,15 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// A source feeding `feed`: with a `log`, it first applies what the log holds (an
-    /// error if the log cannot be read); without one, it counts on from `from`.
-    pub fn open(feed: Arc<dyn Feed>, from: Option<Position>, log: Option<PathBuf>) -> Result<HttpSource, HttpError> {
+    /// A source feeding `feed`: with a `log`, it first applies what the log holds after
+    /// byte `after` (what a checkpoint restored does not hold; an error if the log cannot
+    /// be read); without one, it counts on from `from`.
+    pub fn open(
+        feed: Arc<dyn Feed>,
+        from: Option<Position>,
+        log: Option<PathBuf>,
+        after: u64,
+    ) -> Result<HttpSource, HttpError> {
         let Some(path) = log else {
             let records = match from {
                 Some(Position::Http { records }) => records,
@@ -48,7 +54,7 @@ impl HttpSource {
             };
             return Ok(HttpSource { feed, log: None, records: AtomicU64::new(records), trouble: Mutex::new(None) });
         };
-        let (log, entries, _) = Log::open(&path)?;
+        let (log, entries, _) = Log::open_after(&path, after)?;
         let mut records = 0;
         for entry in entries {
             match entry {
@@ -87,6 +93,12 @@ impl HttpSource {
     /// covers it) so that a replay judges later records against the same watermark.
     pub fn follow_clock(&self, watermark: Time) -> Result<Time, HttpError> {
         self.write(Write::ClockMove(watermark), || self.feed.advance(watermark))
+    }
+
+    /// Holds the input's writes while a checkpoint is taken (see [`Log::pause`]); none
+    /// without a log.
+    pub fn pause(&self) -> Result<Option<Paused<'_>>, LogError> {
+        self.log.as_ref().map(Log::pause).transpose()
     }
 
     /// Applies `apply`, after writing `write` to the log if the input has one; a log
@@ -132,12 +144,12 @@ mod tests {
     #[test]
     fn the_position_counts_the_records_fed_and_resumes() {
         let feed = Arc::new(Kept::default());
-        let source = HttpSource::open(feed.clone(), None, None).unwrap();
+        let source = HttpSource::open(feed.clone(), None, None, 0).unwrap();
         source.post(&[b"1", b"2"]).unwrap();
         source.post(&[b"3"]).unwrap();
         assert_eq!(source.position(), Position::Http { records: 3 });
         assert_eq!(*feed.records.lock().unwrap(), ["1", "2", "3"]);
-        let again = HttpSource::open(feed, Some(source.position()), None).unwrap();
+        let again = HttpSource::open(feed, Some(source.position()), None, 0).unwrap();
         again.post(&[b"4"]).unwrap();
         assert_eq!(again.position(), Position::Http { records: 4 });
     }
@@ -145,7 +157,7 @@ mod tests {
     #[test]
     fn refused_records_do_not_count() {
         let feed = Arc::new(Kept { refuse_after: Some(1), ..Kept::default() });
-        let source = HttpSource::open(feed, None, None).unwrap();
+        let source = HttpSource::open(feed, None, None, 0).unwrap();
         source.post(&[b"1"]).unwrap();
         assert!(source.post(&[b"2"]).is_err());
         assert_eq!(source.position(), Position::Http { records: 1 });
@@ -156,32 +168,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         let feed = Arc::new(Kept::default());
-        let source = HttpSource::open(feed.clone(), None, Some(path.clone())).unwrap();
+        let source = HttpSource::open(feed.clone(), None, Some(path.clone()), 0).unwrap();
         source.post(&[b"1", b"2"]).unwrap();
         assert_eq!(source.advance(40).unwrap(), 40);
         source.post(&[b"3"]).unwrap();
         drop(source);
 
         let again = Arc::new(Kept::default());
-        let source = HttpSource::open(again.clone(), None, Some(path.clone())).unwrap();
+        let source = HttpSource::open(again.clone(), None, Some(path.clone()), 0).unwrap();
         assert_eq!(*again.records.lock().unwrap(), ["1", "2", "advance 40", "3"]);
         assert_eq!(source.position(), Position::Http { records: 3 });
         source.post(&[b"4"]).unwrap();
         drop(source);
         let third = Arc::new(Kept::default());
-        HttpSource::open(third.clone(), None, Some(path.clone())).unwrap();
+        HttpSource::open(third.clone(), None, Some(path.clone()), 0).unwrap();
         assert_eq!(third.records.lock().unwrap().len(), 5);
 
         // A log that cannot be read is an error, not an empty input.
         std::fs::write(&path, b"not a log").unwrap();
-        assert!(matches!(HttpSource::open(Arc::new(Kept::default()), None, Some(path)), Err(HttpError::Log(_))));
+        assert!(matches!(HttpSource::open(Arc::new(Kept::default()), None, Some(path), 0), Err(HttpError::Log(_))));
     }
 
     #[test]
     fn a_stopped_source_writes_nothing_more_to_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
-        let source = HttpSource::open(Arc::new(Kept::default()), None, Some(path.clone())).unwrap();
+        let source = HttpSource::open(Arc::new(Kept::default()), None, Some(path.clone()), 0).unwrap();
         source.post(&[b"1"]).unwrap();
         source.stop();
         let length = std::fs::metadata(&path).unwrap().len();
@@ -189,7 +201,7 @@ mod tests {
         assert!(matches!(source.follow_clock(50), Err(HttpError::Log(LogError::Closed { .. }))));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), length);
         let again = Arc::new(Kept::default());
-        HttpSource::open(again.clone(), None, Some(path)).unwrap();
+        HttpSource::open(again.clone(), None, Some(path), 0).unwrap();
         assert_eq!(*again.records.lock().unwrap(), ["1"]);
     }
 
@@ -198,7 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         let feed = Arc::new(Kept::default());
-        let source = HttpSource::open(feed.clone(), None, Some(path.clone())).unwrap();
+        let source = HttpSource::open(feed.clone(), None, Some(path.clone()), 0).unwrap();
         assert_eq!(source.status(), SourceStatus::Plain);
         source.log.as_ref().unwrap().refuse_writes();
         assert!(matches!(source.post(&[b"1"]), Err(HttpError::Log(_))));

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{DeadLetters, InputClock, InputRouter, Lane};
+use crate::pipeline::DeadLetter;
 use crate::pipeline::Time;
 
 /// What an [`InputRouter`] holds beyond its configuration (see the module docs).
@@ -92,6 +93,10 @@ struct SavedLane {
 pub(crate) struct DeadLettersState {
     /// The dead-letter input's frontier: the time the next dead letters are placed at.
     frontier: Time,
+    /// The letters still in the output, with the times they were placed at (kept only
+    /// by jobs that checkpoint).
+    #[serde(default)]
+    pub(crate) live: Vec<(DeadLetter, Time)>,
 }
 
 impl InputRouter {
@@ -147,13 +152,18 @@ impl InputRouter {
 impl DeadLetters {
     /// Its state.
     pub(crate) fn snapshot(&self) -> DeadLettersState {
-        let DeadLetters { frontier, retention: _ } = *self;
-        DeadLettersState { frontier }
+        let DeadLetters { frontier, retention: _, live } = self;
+        DeadLettersState { frontier: *frontier, live: live.iter().flatten().cloned().collect() }
+    }
+
+    /// The dead-letter input's frontier a state was taken at.
+    pub(crate) fn frontier_of(state: &DeadLettersState) -> Time {
+        state.frontier
     }
 
     /// Puts dead letters fresh from [`DeadLetters::new`] where `state` was taken.
     pub(crate) fn restore(&mut self, state: DeadLettersState) {
-        let DeadLettersState { frontier } = state;
+        let DeadLettersState { frontier, live: _ } = state;
         self.frontier = frontier;
     }
 }

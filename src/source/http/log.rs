@@ -116,6 +116,8 @@ struct State {
     broken: Option<String>,
     /// Whether it was closed (it takes no more, and is no error).
     closed: bool,
+    /// Whether appends wait (a checkpoint is being taken, see [`Log::pause`]).
+    paused: bool,
     /// Where the last frame starts, if it is a move of the wall-clock fallback: the
     /// next such move takes its place instead of following it (only the latest of
     /// consecutive moves matters), so an idle input's log stays one frame long.
@@ -134,6 +136,12 @@ impl Log {
     /// Opens (or creates) the log at `path` and returns it with the entries it holds,
     /// oldest first, and the bytes a torn last frame held (cut off).
     pub fn open(path: &Path) -> Result<(Log, Vec<Entry>, u64), LogError> {
+        Log::open_after(path, 0)
+    }
+
+    /// [`Log::open`], leaving out the entries that end at or before byte `after` (what a
+    /// checkpoint holds: see [`Log::pause`]).
+    pub fn open_after(path: &Path, after: u64) -> Result<(Log, Vec<Entry>, u64), LogError> {
         let io = |source| LogError::Io { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -152,7 +160,7 @@ impl Log {
             sync_dir(path).map_err(io)?;
             (Vec::new(), HEADER.len() as u64)
         } else {
-            read_frames(path, &mut file, length)?
+            read_frames(path, &mut file, length, after)?
         };
         let torn = length.saturating_sub(good);
         if torn > 0 {
@@ -172,6 +180,7 @@ impl Log {
             applied: frames,
             broken: None,
             closed: false,
+            paused: false,
             last_clock: None,
         };
         Ok((Log { path: path.to_path_buf(), state: Mutex::new(state), changed: Condvar::new() }, entries, torn))
@@ -191,6 +200,9 @@ impl Log {
 
     fn append_frame<T>(&self, frame: Vec<u8>, sync: bool, apply: impl FnOnce() -> T) -> Result<T, LogError> {
         let mut state = self.lock();
+        while state.paused {
+            state = self.changed.wait(state).expect("log lock");
+        }
         self.check(&state)?;
         if state.closed {
             return Err(LogError::Closed { path: self.path.clone() });
@@ -302,6 +314,30 @@ impl Log {
         }
     }
 
+    /// Holds every new write until the guard is dropped, once every write so far is
+    /// applied; the guard tells the log's length then: a checkpoint taken meanwhile holds
+    /// everything the log holds up to there, and a restore from it reads the log after it
+    /// ([`Log::open_after`]). The last frame is sealed: a clock move after the pause
+    /// follows it instead of taking its place.
+    pub fn pause(&self) -> Result<Paused<'_>, LogError> {
+        let mut state = self.lock();
+        while state.paused {
+            state = self.changed.wait(state).expect("log lock");
+        }
+        state.paused = true;
+        while state.applied < state.written && state.broken.is_none() {
+            state = self.changed.wait(state).expect("log lock");
+        }
+        let paused = Paused { log: self, bytes: state.bytes };
+        if let Err(error) = self.check(&state) {
+            drop(state);
+            drop(paused);
+            return Err(error);
+        }
+        state.last_clock = None;
+        Ok(paused)
+    }
+
     /// Takes no more writes: once this returns, nothing more is written to the file,
     /// so that the job's next run may open it. Writes already in the file stay (they
     /// are replayed then).
@@ -321,6 +357,20 @@ impl Log {
     pub(crate) fn position(&self) -> (u64, u64) {
         let state = self.lock();
         (state.applied, state.bytes)
+    }
+}
+
+/// A paused log (see [`Log::pause`]); writes go on when it is dropped.
+pub struct Paused<'a> {
+    log: &'a Log,
+    /// The log's length: everything applied so far ends at or before it.
+    pub bytes: u64,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.log.lock().paused = false;
+        self.log.changed.notify_all();
     }
 }
 
@@ -383,7 +433,7 @@ fn decode(payload: &[u8]) -> Option<Entry> {
 
 /// Reads the frames of `file` (`length` bytes): the entries and the length of the
 /// part that holds whole frames.
-fn read_frames(path: &Path, file: &mut File, length: u64) -> Result<(Vec<Entry>, u64), LogError> {
+fn read_frames(path: &Path, file: &mut File, length: u64, after: u64) -> Result<(Vec<Entry>, u64), LogError> {
     let io = |source| LogError::Io { path: path.to_path_buf(), source };
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut reader = BufReader::with_capacity(1 << 20, &mut *file);
@@ -417,6 +467,7 @@ fn read_frames(path: &Path, file: &mut File, length: u64) -> Result<(Vec<Entry>,
         reader.read_exact(&mut payload).map_err(io)?;
         let entry = (crc32fast::hash(&payload) == crc).then(|| decode(&payload)).flatten();
         match entry {
+            Some(_) if end <= after => {}
             Some(entry) => entries.push(entry),
             // The last frame, written in part before a crash: never acknowledged.
             None if end == length => return Ok((entries, offset)),
