@@ -60,6 +60,11 @@ pub enum CheckpointFailed {
     },
 }
 
+/// Why a job takes no checkpoints at all (its inputs, or the server's setup).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoCheckpoints(pub String);
+
 /// The job's own part of a manifest.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::checkpoint::CheckpointFailed;
+use super::checkpoint::{CheckpointFailed, NoCheckpoints};
 use super::spec::JobSpec;
 use super::{JobError, RunningJob};
 use crate::checkpoint::Store;
@@ -108,7 +108,7 @@ pub struct ManagedJob {
     sinks: Mutex<Vec<(usize, Arc<dyn Sink>)>>,
     clock: Mutex<Option<JoinHandle<()>>>,
     /// Where it checkpoints, or why it cannot.
-    checkpoints: Mutex<Result<Store, String>>,
+    checkpoints: Mutex<Result<Store, NoCheckpoints>>,
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
     checkpoint_error: Mutex<Option<String>>,
     checkpointing: Mutex<Option<JoinHandle<()>>>,
@@ -132,7 +132,7 @@ impl ManagedJob {
             running: Mutex::new(Vec::new()),
             sinks: Mutex::new(Vec::new()),
             clock: Mutex::new(None),
-            checkpoints: Mutex::new(Err(CheckpointFailed::Disabled.to_string())),
+            checkpoints: Mutex::new(Err(NoCheckpoints(CheckpointFailed::Disabled.to_string()))),
             last_checkpoint: Mutex::new(None),
             checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(None),
@@ -141,7 +141,7 @@ impl ManagedJob {
 
     /// Checkpoints go to `store` (or cannot be taken, and why), the last one being
     /// `last` if the job was restored from it.
-    pub(super) fn checkpoint_to(&self, store: Result<Store, String>, last: Option<CheckpointInfo>) {
+    pub(super) fn checkpoint_to(&self, store: Result<Store, NoCheckpoints>, last: Option<CheckpointInfo>) {
         *self.checkpoints.lock().expect("checkpoints lock") = store;
         *self.last_checkpoint.lock().expect("checkpoint lock") = last;
     }
@@ -175,7 +175,7 @@ impl ManagedJob {
 
     fn take_checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
         let mut store = self.checkpoints.lock().expect("checkpoints lock");
-        let store = store.as_mut().map_err(|why| CheckpointFailed::Unsupported(why.clone()))?;
+        let store = store.as_mut().map_err(|why| CheckpointFailed::Unsupported(why.0.clone()))?;
         let started = Instant::now();
         let sources: Vec<Running> = self.running.lock().expect("sources lock").clone();
         let mut held = Vec::new();

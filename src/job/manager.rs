@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::checkpoint::Restored;
+use super::checkpoint::{NoCheckpoints, Restored};
 use super::file_root::FileRoot;
 use super::managed::{self, CheckpointInfo, ManagedJob};
 use super::spec::{self, JobSpec, Origin, Policy, SpecError, ValidSpec};
@@ -302,13 +302,13 @@ impl JobManager {
         name: &str,
         sources: &[SourceSpec],
         fresh: bool,
-    ) -> Result<(Result<Store, String>, Option<Restored>), CreateError> {
+    ) -> Result<(Result<Store, NoCheckpoints>, Option<Restored>), CreateError> {
         let Some(data_dir) = &self.data_dir else {
-            return Ok((Err("the server runs without a data directory".into()), None));
+            return Ok((Err(NoCheckpoints("the server runs without a data directory".into())), None));
         };
         if sources.iter().any(|s| *s != SourceSpec::Http) {
             let why = "checkpoints do not hold the positions of inputs fed other than over HTTP yet".to_string();
-            return Ok((Err(why), None));
+            return Ok((Err(NoCheckpoints(why)), None));
         }
         let dir = checkpoint_dir(data_dir, name);
         if fresh {

@@ -23,9 +23,12 @@ use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+mod checkpoints;
+
 use super::clock::{Clock, ClockReader};
-use super::state::{JobState, KEY, SETTLED, SavedPart, SnapshotBytes, WATERMARKS, entry_key};
 use super::{Collection, Data, Diff, Time, TimeMode};
+use checkpoints::Checkpoints;
+pub(crate) use checkpoints::SnapshotBytes;
 
 /// What a keyed operator does with its updates, in time order.
 pub(crate) trait KeyedLogic: 'static {
@@ -311,89 +314,6 @@ pub(crate) fn keyed<'s, D: Data, L: KeyedLogic>(
             }
         })
         .as_collection()
-}
-
-/// A keyed operator's part in its job's checkpoints.
-struct Checkpoints {
-    job: std::rc::Rc<JobState>,
-    operator: String,
-    /// The last checkpoint it took part in.
-    taken: Option<u64>,
-}
-
-impl Checkpoints {
-    /// Joins the checkpoints of the job being built, if it has a store and `logic` can
-    /// be saved (else the job cannot be checkpointed).
-    fn join<L: KeyedLogic>(name: &str, logic: &mut L) -> Option<Checkpoints> {
-        let (job, operator) = JobState::current(name)?;
-        let Some(snapshot) = logic.as_snapshot() else {
-            job.unsupported(&operator);
-            return None;
-        };
-        snapshot.track();
-        job.store().register(&operator);
-        Some(Checkpoints { job, operator, taken: None })
-    }
-
-    /// Seeds `logic` from the checkpoint the job is restored from, if any; the rows it
-    /// shows, at the time before the restored frontier.
-    fn restore<L: KeyedLogic>(&mut self, logic: &mut L) -> Vec<(L::Out, Time, Diff)> {
-        let Some(frontier) = self.job.store().restored_frontier() else { return Vec::new() };
-        let entries = self.job.store().restore_entries(&self.operator);
-        let broken = |what: &str, error: bincode::Error| -> ! {
-            panic!(
-                "checkpoint: operator `{}`: {what} cannot be read ({error}); the checkpoint is damaged",
-                self.operator
-            )
-        };
-        if let Some((_, watermarks)) = entries.iter().find(|(key, _)| key.first() == Some(&WATERMARKS)) {
-            let watermarks: Vec<Time> =
-                bincode::deserialize(watermarks).unwrap_or_else(|e| broken("its watermarks", e));
-            logic.watermark(&watermarks);
-        }
-        let (worker, workers) = (self.job.worker(), self.job.workers());
-        let snapshot = logic.as_snapshot().expect("joined with a snapshot");
-        let mut shown = Vec::new();
-        for (key, value) in &entries {
-            match key.first() {
-                Some(&KEY) if snapshot.owner(key, workers).unwrap_or_else(|e| broken("a key", e)) == worker => {
-                    snapshot.restore_bytes(key, value, &mut shown).unwrap_or_else(|e| broken("a key's state", e));
-                }
-                Some(&SETTLED) if worker == 0 => {
-                    shown.push(bincode::deserialize(value).unwrap_or_else(|e| broken("a settled row", e)));
-                }
-                _ => {}
-            }
-        }
-        let at = frontier.saturating_sub(1);
-        shown.into_iter().map(|row| (row, at, 1)).collect()
-    }
-
-    /// Hands the store this operator's part of the checkpoint asked for, once the input
-    /// frontier `now` has reached its frontier.
-    fn take<L: KeyedLogic>(&mut self, now: Time, logic: &mut L, readers: &[ClockReader]) {
-        if self.job.store().disabled() {
-            // No checkpoint will take the settled rows: keep none.
-            logic.as_snapshot().expect("joined with a snapshot").settled();
-            return;
-        }
-        let Some((id, at)) = self.job.store().requested() else { return };
-        if now < at || self.taken == Some(id) {
-            return;
-        }
-        self.taken = Some(id);
-        let worker = self.job.worker();
-        let snapshot = logic.as_snapshot().expect("joined with a snapshot");
-        let mut entries = Vec::new();
-        snapshot.save_bytes(&mut entries);
-        for (i, row) in snapshot.settled().iter().enumerate() {
-            let row = bincode::serialize(row).expect("rows serialize");
-            entries.push((entry_key(SETTLED, &(id, worker, i)), Some(row)));
-        }
-        let watermarks: Vec<Time> = readers.iter().map(ClockReader::watermark).collect();
-        entries.push((vec![WATERMARKS], Some(bincode::serialize(&watermarks).expect("times serialize"))));
-        self.job.store().save(id, SavedPart { operator: self.operator.clone(), worker, entries });
-    }
 }
 
 /// Feeds `ready` updates and watermark `changes` to `logic` in time order, flushing

@@ -253,12 +253,17 @@ impl From<Wide> for WideLimbs {
     }
 }
 
-impl TryFrom<WideLimbs> for Wide {
-    type Error = String;
+/// A saved [`Wide`] with another number of limbs.
+#[derive(Debug, thiserror::Error)]
+#[error("a wide sum has {LIMBS} limbs, not {0}")]
+struct LimbCount(usize);
 
-    fn try_from(saved: WideLimbs) -> Result<Wide, String> {
+impl TryFrom<WideLimbs> for Wide {
+    type Error = LimbCount;
+
+    fn try_from(saved: WideLimbs) -> Result<Wide, LimbCount> {
         let found = saved.limbs.len();
-        let limbs = saved.limbs.try_into().map_err(|_| format!("a wide sum has {LIMBS} limbs, not {found}"))?;
+        let limbs = saved.limbs.try_into().map_err(|_| LimbCount(found))?;
         Ok(Wide { limbs, pending: saved.pending })
     }
 }

@@ -21,12 +21,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use differential_dataflow::Hashable;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::Time;
-use super::keyed::Snapshot;
 
 /// An entry's key names a key of the operator.
 pub(crate) const KEY: u8 = 0;
@@ -134,54 +131,6 @@ impl JobState {
 
     pub(crate) fn workers(&self) -> usize {
         self.workers
-    }
-}
-
-/// The keyed operator's side of checkpoints, over any [`Snapshot`] logic: its state as
-/// entries of bytes, and back.
-pub(crate) trait SnapshotBytes<K, O> {
-    /// Appends the entries of the keys changed since the last call (`KEY` entries).
-    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>);
-    /// Restores one key from its entry; appends the rows it shows.
-    fn restore_bytes(&mut self, key: &[u8], state: &[u8], shown: &mut Vec<O>) -> Result<(), bincode::Error>;
-    /// See [`Snapshot::track_settled`].
-    fn track(&mut self);
-    /// See [`Snapshot::take_settled`].
-    fn settled(&mut self) -> Vec<O>;
-    /// The worker this key's entry belongs to (the exchange's rule).
-    fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error>;
-}
-
-impl<L: Snapshot> SnapshotBytes<L::Key, L::Out> for L
-where
-    L::Key: Serialize + DeserializeOwned,
-{
-    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
-        self.save(false, &mut |key, state| {
-            let key = entry_key(KEY, key);
-            let state = state.map(|s| bincode::serialize(s).expect("state serializes"));
-            entries.push((key, state));
-        });
-    }
-
-    fn restore_bytes(&mut self, key: &[u8], state: &[u8], shown: &mut Vec<L::Out>) -> Result<(), bincode::Error> {
-        let key: L::Key = bincode::deserialize(&key[1..])?;
-        let state: L::Saved = bincode::deserialize(state)?;
-        self.restore(key, state, shown);
-        Ok(())
-    }
-
-    fn track(&mut self) {
-        self.track_settled();
-    }
-
-    fn settled(&mut self) -> Vec<L::Out> {
-        self.take_settled()
-    }
-
-    fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error> {
-        let key: L::Key = bincode::deserialize(&key[1..])?;
-        Ok((key.hashed() % workers as u64) as usize)
     }
 }
 

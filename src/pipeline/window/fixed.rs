@@ -10,8 +10,8 @@
 use super::super::aggregate::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use super::super::keyed::SnapshotBytes;
 use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
-use super::super::state::SnapshotBytes;
 use super::super::{Data, Diff, Time, Window, Windowing};
 use super::WindowState;
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::super::aggregate::Aggregate;
+use super::super::keyed::SnapshotBytes;
 use super::super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, Timers};
-use super::super::state::SnapshotBytes;
 use super::super::{Data, Diff, Time, Window, WindowKind, Windowing};
 use super::WindowState;
 
