@@ -180,6 +180,7 @@ impl Pipeline for WindowJoin {
 }
 
 /// The running sum of one key's values, as `(key, sum)`.
+#[derive(Serialize, Deserialize)]
 struct Total {
     key: Text,
     sum: i64,

@@ -152,6 +152,7 @@ enum Out {
 }
 
 /// One group's clustering and the rows it shows.
+#[derive(Serialize, Deserialize)]
 struct Clustering {
     group: Group,
     lloyd: Lloyd,

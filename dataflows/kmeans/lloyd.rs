@@ -43,7 +43,7 @@ const STORED_POINT_ROUNDS: usize = 32 << 20;
 
 /// The points of a group, by slot: a point keeps its slot while it has any
 /// multiplicity; freed slots are reclaimed by compaction.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Points {
     dims: usize,
     coords: Vec<f64>,
@@ -62,6 +62,7 @@ impl Points {
 }
 
 /// One round of the last run.
+#[derive(Serialize, Deserialize)]
 struct Round {
     /// The centroids this round assigned to (flat, `clusters × dims`).
     centroids: Vec<f64>,
@@ -265,7 +266,9 @@ pub(super) struct Outcome<'a> {
     pub rounds: u64,
 }
 
-/// One group's points and its incremental Lloyd's algorithm.
+/// One group's points and its incremental Lloyd's algorithm (checkpoints hold it
+/// whole: the rounds kept are what lets a restored run re-converge incrementally).
+#[derive(Serialize, Deserialize)]
 pub(super) struct Lloyd {
     k: usize,
     max_rounds: u64,
@@ -286,7 +289,7 @@ pub(super) struct Lloyd {
 }
 
 /// Counters of the work runs did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Work {
     /// Rounds computed with a pass over every point.
     pub full: u64,

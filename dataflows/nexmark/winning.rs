@@ -32,6 +32,8 @@ type Winner<B> = (Auction, (u64, u64, B));
 
 /// One auction's state: the auction (a multiset, to stay exact under retraction; one
 /// in practice) and its bids by rank, with the winner it shows.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "B: Data")]
 struct Winning<B> {
     /// The input's allowed lateness.
     lateness: Time,
@@ -221,7 +223,7 @@ impl Pipeline for Q4 {
 
 /// A category's winning prices as an exact sum and count: a change costs O(1),
 /// whatever the number of auctions (a `reduce` would re-read them all).
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Average {
     category: u64,
     sum: i128,

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use differential_dataflow::Hashable;
+use serde::{Deserialize, Serialize};
 
-use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
+use super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, SnapshotBytes, Timers, keyed};
 use super::{BuildError, Data, Diff, Stream, Time};
 
 impl<'s, D: Data> Stream<'s, D> {
@@ -33,19 +34,13 @@ impl<'s, D: Data> Stream<'s, D> {
         let hash_key = key.clone();
         let key_hash = move |d: &D| hash_key(d).hashed();
         let split = move |d: D| (key(&d), (ts(&d), d));
-        let logic = Dedupe {
-            size,
-            lateness: allowed_lateness,
-            keys: KeySlots::default(),
-            timers: Timers::default(),
-            watermark: 0,
-            out: Vec::new(),
-        };
+        let logic = Dedupe::new(size, allowed_lateness);
         let inner = keyed(inner, key_hash, split, std::slice::from_ref(&clock), mode, name, logic);
         Ok(Stream { inner, clock, mode })
     }
 }
 
+/// The [`KeyedLogic`] of dedupe: per key, the records of each window still open.
 struct Dedupe<K, D> {
     size: Time,
     lateness: Time,
@@ -53,13 +48,31 @@ struct Dedupe<K, D> {
     timers: Timers<u32>,
     watermark: Time,
     out: Vec<((D, Time), Diff)>,
+    /// Kept records of retired windows, for checkpoints (if tracked).
+    settled: Option<Vec<(D, Time)>>,
 }
 
 /// The records of one key in one window.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "D: Data")]
 struct Seen<D> {
     start: Time,
     records: BTreeMap<(Time, D), (Diff, Time)>,
     shown: Option<(D, Time)>,
+}
+
+impl<K: Data, D: Data> Dedupe<K, D> {
+    fn new(size: Time, lateness: Time) -> Self {
+        Dedupe {
+            size,
+            lateness,
+            keys: KeySlots::default(),
+            timers: Timers::default(),
+            watermark: 0,
+            out: Vec::new(),
+            settled: None,
+        }
+    }
 }
 
 impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
@@ -92,6 +105,7 @@ impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
             self.out.extend(wanted.clone().map(|new| (new, 1)));
             seen.shown = wanted;
         }
+        self.keys.mark(id);
     }
 
     fn watermark(&mut self, watermarks: &[Time]) {
@@ -99,14 +113,69 @@ impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
         let (w, size, lateness) = (self.watermark, self.size, self.lateness);
         for id in self.timers.take_due(w) {
             let Some((_, windows)) = self.keys.get(id) else { continue };
-            windows.retain(|s| s.start + size + lateness > w);
-            if windows.is_empty() {
+            let settled = &mut self.settled;
+            windows.retain_mut(|s| {
+                let keep = s.start + size + lateness > w;
+                // A retired window's record stays in the stream for good.
+                if !keep && let Some(settled) = settled.as_mut() {
+                    settled.extend(s.shown.take());
+                }
+                keep
+            });
+            let empty = windows.is_empty();
+            self.keys.mark(id);
+            if empty {
                 self.keys.release(id);
             }
         }
     }
 
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>) {
+        // Marks only tell checkpoints what changed (`KeySlots::take_changed`): the
+        // logic itself has nothing to do for the keys they list.
+        self.keys.take_dirty();
         out.extend(self.out.drain(..).map(|(o, d)| (o, time, d)));
     }
+
+    fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
+        Some(self)
+    }
 }
+
+impl<K: Data, D: Data> Snapshot for Dedupe<K, D> {
+    type Saved = Vec<Seen<D>>;
+
+    fn save(&mut self, all: bool, out: Saving<'_, K, Vec<Seen<D>>>) {
+        let (removed, changed) = self.keys.take_changed(all);
+        for key in &removed {
+            out(key, None);
+        }
+        for id in changed {
+            if let Some((key, windows)) = self.keys.peek(id) {
+                out(key, Some(windows));
+            }
+        }
+    }
+
+    /// Every window in the state is still open (`done` above the watermark), and its
+    /// timer was set when it opened: each gets it back.
+    fn restore(&mut self, key: K, saved: Vec<Seen<D>>, shown: &mut Vec<(D, Time)>) {
+        shown.extend(saved.iter().filter_map(|s| s.shown.clone()));
+        let dones: Vec<Time> = saved.iter().map(|s| s.start + self.size + self.lateness).collect();
+        let id = self.keys.restore(key, saved);
+        for done in dones {
+            self.timers.schedule(done, id);
+        }
+    }
+
+    fn track_settled(&mut self) {
+        self.settled.get_or_insert_with(Vec::new);
+    }
+
+    fn take_settled(&mut self) -> Vec<(D, Time)> {
+        self.settled.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -19,6 +19,7 @@
 //! ```
 //! # use tidemark::pipeline::prelude::*;
 //! /// The running total of each group, as `(group, total)`.
+//! #[derive(Serialize, Deserialize)]
 //! struct Total {
 //!     group: Text,
 //!     sum: i64,
@@ -49,9 +50,13 @@
 //! # }
 //! ```
 
-use differential_dataflow::Hashable;
+use std::collections::BTreeMap;
 
-use super::keyed::{KeySlots, KeyedLogic, Timers, keyed};
+use differential_dataflow::Hashable;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::keyed::{KeySlots, KeyedLogic, Saving, Snapshot, SnapshotBytes, Timers, keyed};
 use super::{Collection, Data, Diff, Stream, Time, TimeMode};
 
 /// The state of one group of a [`stateful`] operator.
@@ -65,7 +70,10 @@ use super::{Collection, Data, Diff, Stream, Time, TimeMode};
 ///   replay and a live run of the same data disagree.
 /// - [`GroupLogic::retire`] must not change the output: it drops what no update
 ///   still to come can need, and the logic then ignores updates that cannot matter.
-pub trait GroupLogic: 'static {
+/// - Checkpoints hold it (`Serialize + DeserializeOwned`, derived in practice): a
+///   group read back from its serialized form behaves as the group saved. A field that
+///   is no state of the group (a handle, a shared counter) can be `#[serde(skip)]`.
+pub trait GroupLogic: Serialize + DeserializeOwned + 'static {
     /// The group's values.
     type Value: Data;
     /// Output records.
@@ -140,41 +148,73 @@ impl<'s, K: Data, V: Data> Stream<'s, (K, V)> {
     }
 }
 
-/// The groups of a [`stateful`] operator, each with the watermark its retirement is
-/// scheduled at.
+/// The groups of a [`stateful`] operator.
 struct Groups<K, L: GroupLogic, F> {
     new: F,
-    groups: KeySlots<K, Option<(L, Option<Time>)>>,
+    groups: KeySlots<K, Option<Group<L>>>,
     timers: Timers<u32>,
     out: Vec<(L::Out, Diff)>,
+    /// Rows of groups dropped while showing them (retired ones), for checkpoints: `Some`
+    /// once tracked, and then every group also keeps the rows it shows.
+    settled: Option<Vec<L::Out>>,
+}
+
+/// One group, as checkpoints hold it.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Group<L: GroupLogic> {
+    logic: L,
+    /// The watermark its retirement is scheduled at, with a timer there.
+    scheduled: Option<Time>,
+    /// The rows it shows, with multiplicities, once checkpoints are on: a restore emits
+    /// them again, and a retired group's are settled. The logic knows them too, but a
+    /// [`GroupLogic`] has no way to list them, so the operator follows its changes.
+    shown: BTreeMap<L::Out, Diff>,
 }
 
 impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Groups<K, L, F> {
     fn new(new: F) -> Self {
-        Groups { new, groups: KeySlots::default(), timers: Timers::default(), out: Vec::new() }
+        Groups { new, groups: KeySlots::default(), timers: Timers::default(), out: Vec::new(), settled: None }
     }
 
     /// Settles the groups that changed since the last call.
     fn settle(&mut self) {
+        let tracked = self.settled.is_some();
         for id in self.groups.take_dirty() {
-            let Some((_, Some((group, _)))) = self.groups.get(id) else { continue };
-            group.settle(&mut self.out);
+            let Some((_, Some(group))) = self.groups.get(id) else { continue };
+            let from = self.out.len();
+            group.logic.settle(&mut self.out);
+            if tracked {
+                for (row, diff) in &self.out[from..] {
+                    let n = group.shown.entry(row.clone()).or_insert(0);
+                    *n += diff;
+                    if *n == 0 {
+                        group.shown.remove(row);
+                    }
+                }
+            }
             self.tend(id, None);
         }
     }
 
-    /// Drops the group in slot `id` if it is empty; else schedules its retirement,
-    /// unless it is scheduled there already or, just after a retirement at watermark
-    /// `retired`, the point is not past it (it would be retired again at once).
+    /// Drops the group in slot `id` if it is empty (the rows it still shows, if
+    /// retired, are settled); else schedules its retirement, unless it is scheduled
+    /// there already or, just after a retirement at watermark `retired`, the point is
+    /// not past it (it would be retired again at once).
     fn tend(&mut self, id: u32, retired: Option<Time>) {
-        let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { return };
-        if group.is_empty() {
+        let Some((_, Some(group))) = self.groups.get(id) else { return };
+        if group.logic.is_empty() {
+            if let Some(settled) = self.settled.as_mut() {
+                for (row, n) in std::mem::take(&mut group.shown) {
+                    settled.extend(std::iter::repeat_n(row, n.max(0) as usize));
+                }
+            }
             self.groups.release(id);
-        } else if let Some(at) = group.retire_at()
-            && *scheduled != Some(at)
+        } else if let Some(at) = group.logic.retire_at()
+            && group.scheduled != Some(at)
             && retired.is_none_or(|w| at > w)
         {
-            *scheduled = Some(at);
+            group.scheduled = Some(at);
             self.timers.schedule(at, id);
         }
     }
@@ -188,8 +228,9 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> KeyedLogic for Groups<K, 
     fn update(&mut self, key: K, value: L::Value, _stamp: Time, diff: Diff) {
         let id = self.groups.slot(key);
         let Some((key, state)) = self.groups.get(id) else { return };
-        let (group, _) = state.get_or_insert_with(|| ((self.new)(key), None));
-        group.update(value, diff);
+        let group =
+            state.get_or_insert_with(|| Group { logic: (self.new)(key), scheduled: None, shown: BTreeMap::new() });
+        group.logic.update(value, diff);
         self.groups.mark(id);
     }
 
@@ -199,18 +240,72 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> KeyedLogic for Groups<K, 
         self.settle();
         let w = watermarks.iter().copied().min().unwrap_or(0);
         for id in self.timers.take_due(w) {
-            // Slots are reused: the group there now decides whether it is due.
-            let Some((_, Some((group, scheduled)))) = self.groups.get(id) else { continue };
-            *scheduled = None;
-            if group.retire_at().is_some_and(|at| at <= w) {
-                group.retire(w);
+            // Slots are reused and retirements rescheduled: a timer acts only if the
+            // group there now is due (a timer of another group, or of a point since
+            // moved, does nothing; a restored group has none of them).
+            let Some((_, Some(group))) = self.groups.get(id) else { continue };
+            if group.scheduled.is_none_or(|at| at > w) {
+                continue;
             }
+            group.scheduled = None;
+            if group.logic.retire_at().is_some_and(|at| at <= w) {
+                group.logic.retire(w);
+            }
+            self.groups.mark(id);
             self.tend(id, Some(w));
         }
+        // Those marks are for checkpoints: a retirement changes no output, so the
+        // retired groups need no settling.
+        self.groups.take_dirty();
     }
 
     fn flush(&mut self, time: Time, out: &mut Vec<(L::Out, Time, Diff)>) {
         self.settle();
         out.extend(self.out.drain(..).map(|(o, d)| (o, time, d)));
     }
+
+    fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, L::Out>> {
+        Some(self)
+    }
 }
+
+impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Snapshot for Groups<K, L, F> {
+    type Saved = Group<L>;
+
+    fn save(&mut self, all: bool, out: Saving<'_, K, Group<L>>) {
+        let (removed, changed) = self.groups.take_changed(all);
+        for key in &removed {
+            out(key, None);
+        }
+        for id in changed {
+            if let Some((key, Some(group))) = self.groups.peek(id) {
+                out(key, Some(group));
+            }
+        }
+    }
+
+    /// A group's retirement timer is set where it is scheduled.
+    fn restore(&mut self, key: K, saved: Group<L>, shown: &mut Vec<L::Out>) {
+        for (row, n) in &saved.shown {
+            shown.extend(std::iter::repeat_n(row.clone(), (*n).max(0) as usize));
+        }
+        let scheduled = saved.scheduled;
+        let id = self.groups.restore(key, Some(saved));
+        if let Some(at) = scheduled {
+            self.timers.schedule(at, id);
+        }
+    }
+
+    /// Also makes every group keep the rows it shows from now on, which a checkpoint
+    /// needs: the operator calls it before any update.
+    fn track_settled(&mut self) {
+        self.settled.get_or_insert_with(Vec::new);
+    }
+
+    fn take_settled(&mut self) -> Vec<L::Out> {
+        self.settled.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -23,6 +23,7 @@ struct SummaryRow {
 /// [`GroupLogic`]: the counts it holds as a multiset (a count's update retracts the
 /// old value and adds the new one, in either order within a step), and the row it
 /// shows.
+#[derive(Serialize, Deserialize)]
 struct Summary {
     k: String,
     counts: BTreeMap<(u64, i64, u64), Diff>,
@@ -92,6 +93,7 @@ impl Pipeline for StatefulPipeline {
 /// it for `[ts, ts + size]`, and the row shows the greatest `v` of the key's records in
 /// that range. Kept by [`Stream::stateful`], which retires a key once the watermark
 /// says nothing in its range can still come; `live` counts the groups alive.
+#[derive(Serialize, Deserialize)]
 struct Auction {
     lateness: u64,
     size: u64,
@@ -101,6 +103,8 @@ struct Auction {
     latest: u64,
     shown: Option<AuctionRow>,
     retired: bool,
+    /// Not the group's state: a restored group counts in a fresh `Live`.
+    #[serde(skip)]
     live: Arc<Live>,
 }
 
