@@ -224,3 +224,29 @@ async fn checkpoints_over_http_and_back_after_a_restart() {
     assert_eq!(again.snapshot("w", &["windows"]).await, windows, "the same windows after the restart");
     again.stop().await;
 }
+
+/// Periodic checkpoints follow the input: an idle job takes none, a fed one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_job_takes_no_periodic_checkpoints() {
+    use crate::service::TestServer;
+    let mut server = TestServer::start().await;
+    let spec = json!({
+        "name": "p", "dataflow": "window_agg", "checkpoint_interval_ms": 100,
+        "params": {"window": {"tumbling": {"size": 1000}}, "idle_timeout_ms": null},
+    });
+    assert_eq!(server.post("/api/v1/jobs", &spec).await.0, 201);
+    let id = |job: &Value| job["checkpoint"]["id"].as_u64();
+    let feed = json!([{"key": "a", "ts": 10, "value": 1}]);
+    assert_eq!(server.post("/api/v1/jobs/p/inputs/events", &feed).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, job) = server.get("/api/v1/jobs/p").await;
+    let taken = id(&job).expect("a periodic checkpoint after the first record");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, job) = server.get("/api/v1/jobs/p").await;
+    assert_eq!(id(&job), Some(taken), "nothing came in: no new checkpoint");
+    assert_eq!(server.post("/api/v1/jobs/p/inputs/events", &feed).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, job) = server.get("/api/v1/jobs/p").await;
+    assert_eq!(id(&job), Some(taken + 1), "one record came in: one more checkpoint");
+    server.stop().await;
+}

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+mod checkpoints;
+
 use super::checkpoint::{CheckpointFailed, NoCheckpoints};
 use super::spec::JobSpec;
 use super::{JobError, RunningJob};
@@ -112,6 +114,8 @@ pub struct ManagedJob {
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
     checkpoint_error: Mutex<Option<String>>,
     checkpointing: Mutex<Option<JoinHandle<()>>>,
+    /// The HTTP logs' lengths at the last checkpoint, by input.
+    checkpointed: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl ManagedJob {
@@ -136,65 +140,8 @@ impl ManagedJob {
             last_checkpoint: Mutex::new(None),
             checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(None),
+            checkpointed: Mutex::new(Default::default()),
         }
-    }
-
-    /// Checkpoints go to `store` (or cannot be taken, and why), the last one being
-    /// `last` if the job was restored from it.
-    pub(super) fn checkpoint_to(&self, store: Result<Store, NoCheckpoints>, last: Option<CheckpointInfo>) {
-        *self.checkpoints.lock().expect("checkpoints lock") = store;
-        *self.last_checkpoint.lock().expect("checkpoint lock") = last;
-    }
-
-    /// The last checkpoint, and why the latest attempt failed if it did.
-    pub fn last_checkpoint(&self) -> (Option<CheckpointInfo>, Option<String>) {
-        let last = self.last_checkpoint.lock().expect("checkpoint lock").clone();
-        (last, self.checkpoint_error.lock().expect("checkpoint error lock").clone())
-    }
-
-    /// Takes a checkpoint now: holds every HTTP input's log still (requests wait), then
-    /// the job's routers, and writes what changed since the last one
-    /// ([`RunningJob::checkpoint`]). A failure is kept for job status; the job runs on.
-    pub fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
-        let taken = self.take_checkpoint();
-        let mut error = self.checkpoint_error.lock().expect("checkpoint error lock");
-        match &taken {
-            Ok(info) => {
-                *error = None;
-                *self.last_checkpoint.lock().expect("checkpoint lock") = Some(info.clone());
-                self.supervision.lock().expect("supervision lock").failures = 0;
-            }
-            Err(CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled) => {}
-            Err(failed) => {
-                tracing::warn!(job = %self.spec.name, error = %failed, "checkpoint failed");
-                *error = Some(failed.to_string());
-            }
-        }
-        taken
-    }
-
-    fn take_checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
-        let mut store = self.checkpoints.lock().expect("checkpoints lock");
-        let store = store.as_mut().map_err(|why| CheckpointFailed::Unsupported(why.0.clone()))?;
-        let started = Instant::now();
-        let sources: Vec<Running> = self.running.lock().expect("sources lock").clone();
-        let mut held = Vec::new();
-        let mut positions = std::collections::BTreeMap::new();
-        for (inputs, source) in &sources {
-            let Some(http) = source.as_http() else { continue };
-            let input = self.job.inputs()[inputs[0]].name.clone();
-            let paused =
-                http.pause().map_err(|e| CheckpointFailed::Input { input: input.clone(), why: e.to_string() })?;
-            if let Some(paused) = paused {
-                positions.insert(input, serde_json::json!(paused.bytes));
-                held.push(paused);
-            }
-        }
-        let at = wall_clock_ms();
-        let manifest = self.job.checkpoint(store, at, || positions)?;
-        drop(held);
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(CheckpointInfo { id: manifest.id, frontier: manifest.frontier, bytes: manifest.bytes, duration_ms, at })
     }
 
     /// Its state, and the error that made it fail.
@@ -338,7 +285,7 @@ impl ManagedJob {
         if interval > 0 && self.checkpoints.lock().expect("checkpoints lock").is_ok() {
             let every = Duration::from_millis(interval);
             *self.checkpointing.lock().expect("checkpointing lock") =
-                Some(tokio::spawn(checkpoint_every(self.clone(), every)));
+                Some(tokio::spawn(checkpoints::checkpoint_every(self.clone(), every)));
         }
     }
 
@@ -365,29 +312,6 @@ impl ManagedJob {
             checkpointing.abort();
         }
     }
-}
-
-/// Takes a checkpoint every `every` while the job runs.
-async fn checkpoint_every(job: Arc<ManagedJob>, every: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if job.state().0 != JobState::Running {
-            continue;
-        }
-        let checkpointing = job.clone();
-        let taken = tokio::task::spawn_blocking(move || checkpointing.checkpoint().map(drop)).await;
-        if taken.is_err_and(|error| error.is_cancelled()) {
-            return;
-        }
-    }
-}
-
-/// Milliseconds since the epoch, now.
-fn wall_clock_ms() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Lets idle inputs follow the wall clock, every [`CLOCK_PERIOD`].

@@ -1,7 +1,7 @@
 //! Checkpoints, as the keyed operators see them: the job declares where their state
 //! goes and what to restore ([`StateStore`], implemented by the job, as outputs go to
 //! an [`OutputSink`](super::OutputSink)), and every keyed operator of the job being
-//! built takes part ([`JobState`]).
+//! built takes part (`JobState`).
 //!
 //! A checkpoint is asked for at a frontier `F` (the job has stopped feeding its inputs
 //! and advanced them to `F`). Each keyed operator, on each worker, once its input

@@ -95,6 +95,11 @@ impl HttpSource {
         self.write(Write::ClockMove(watermark), || self.feed.advance(watermark))
     }
 
+    /// Its log's length in bytes, if it has a log.
+    pub fn log_length(&self) -> Option<u64> {
+        self.log.as_ref().map(Log::bytes)
+    }
+
     /// Holds the input's writes while a checkpoint is taken (see [`Log::pause`]); none
     /// without a log.
     pub fn pause(&self) -> Result<Option<Paused<'_>>, LogError> {

@@ -314,6 +314,11 @@ impl Log {
         }
     }
 
+    /// The log's length in bytes now.
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
     /// Holds every new write until the guard is dropped, once every write so far is
     /// applied; the guard tells the log's length then: a checkpoint taken meanwhile holds
     /// everything the log holds up to there, and a restore from it reads the log after it

@@ -1,0 +1,107 @@
+//! A job's checkpoints: taken on demand and every `checkpoint_interval_ms`, with its
+//! HTTP inputs' logs held still meanwhile (see [`super::super::checkpoint`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::super::checkpoint::{CheckpointFailed, NoCheckpoints};
+use super::{CheckpointInfo, JobState, ManagedJob, Running};
+use crate::checkpoint::Store;
+use crate::source::http::HttpSource;
+
+impl ManagedJob {
+    /// Checkpoints go to `store` (or cannot be taken, and why), the last one being
+    /// `last` if the job was restored from it.
+    pub(in crate::job) fn checkpoint_to(&self, store: Result<Store, NoCheckpoints>, last: Option<CheckpointInfo>) {
+        *self.checkpoints.lock().expect("checkpoints lock") = store;
+        *self.last_checkpoint.lock().expect("checkpoint lock") = last;
+    }
+
+    /// The last checkpoint, and why the latest attempt failed if it did.
+    pub fn last_checkpoint(&self) -> (Option<CheckpointInfo>, Option<String>) {
+        let last = self.last_checkpoint.lock().expect("checkpoint lock").clone();
+        (last, self.checkpoint_error.lock().expect("checkpoint error lock").clone())
+    }
+
+    /// Takes a checkpoint now: holds every HTTP input's log still (requests wait), then
+    /// the job's routers, and writes what changed since the last one
+    /// ([`super::super::RunningJob::checkpoint`]). A failure is kept for job status; the job runs on.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
+        let taken = self.take_checkpoint();
+        let mut error = self.checkpoint_error.lock().expect("checkpoint error lock");
+        match &taken {
+            Ok(info) => {
+                *error = None;
+                *self.last_checkpoint.lock().expect("checkpoint lock") = Some(info.clone());
+                self.supervision.lock().expect("supervision lock").failures = 0;
+            }
+            Err(CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled) => {}
+            Err(failed) => {
+                tracing::warn!(job = %self.spec.name, error = %failed, "checkpoint failed");
+                *error = Some(failed.to_string());
+            }
+        }
+        taken
+    }
+
+    /// Whether no input took anything since the last checkpoint (its logs are as long
+    /// as the checkpoint noted): a periodic checkpoint then has nothing to write.
+    fn unchanged_since_checkpoint(&self) -> bool {
+        let noted = self.checkpointed.lock().expect("checkpointed lock");
+        let running = self.running.lock().expect("sources lock");
+        !noted.is_empty()
+            && running.iter().all(|(inputs, source)| {
+                let input = &self.job.inputs()[inputs[0]].name;
+                source.as_http().and_then(HttpSource::log_length) == noted.get(input).copied()
+            })
+    }
+
+    fn take_checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
+        let mut store = self.checkpoints.lock().expect("checkpoints lock");
+        let store = store.as_mut().map_err(|why| CheckpointFailed::Unsupported(why.0.clone()))?;
+        let started = Instant::now();
+        let sources: Vec<Running> = self.running.lock().expect("sources lock").clone();
+        let mut held = Vec::new();
+        let mut positions = std::collections::BTreeMap::new();
+        for (inputs, source) in &sources {
+            let Some(http) = source.as_http() else { continue };
+            let input = self.job.inputs()[inputs[0]].name.clone();
+            let paused =
+                http.pause().map_err(|e| CheckpointFailed::Input { input: input.clone(), why: e.to_string() })?;
+            if let Some(paused) = paused {
+                positions.insert(input, serde_json::json!(paused.bytes));
+                held.push(paused);
+            }
+        }
+        let at = wall_clock_ms();
+        let lengths = positions.iter().map(|(input, bytes)| (input.clone(), bytes.as_u64().unwrap_or(0))).collect();
+        let manifest = self.job.checkpoint(store, at, || positions)?;
+        *self.checkpointed.lock().expect("checkpointed lock") = lengths;
+        drop(held);
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(CheckpointInfo { id: manifest.id, frontier: manifest.frontier, bytes: manifest.bytes, duration_ms, at })
+    }
+}
+
+/// Takes a checkpoint every `every` while the job runs.
+pub(super) async fn checkpoint_every(job: Arc<ManagedJob>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if job.state().0 != JobState::Running || job.unchanged_since_checkpoint() {
+            continue;
+        }
+        let checkpointing = job.clone();
+        let taken = tokio::task::spawn_blocking(move || checkpointing.checkpoint().map(drop)).await;
+        if taken.is_err_and(|error| error.is_cancelled()) {
+            return;
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+fn wall_clock_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
