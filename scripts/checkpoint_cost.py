@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """What an incremental checkpoint costs against a full one (BENCHMARKS.md, issue 15).
 
-    scripts/checkpoint_cost.py BINARY [--keys 100000] [--windows 10] [--new 1000]
+    scripts/checkpoint_cost.py BINARY [--keys 1000000] [--new 1000]
 
 Starts `BINARY serve` on a fresh data directory with a `window_agg` job (tumbling
-windows of 1 s, no retention, `checkpoint_interval_ms` 0), feeds KEYS x WINDOWS events
-(one per key and window: that many live windows) over HTTP, takes a checkpoint (the
-first: every window), feeds NEW more events on NEW keys' open windows, and takes
+windows of an hour, `checkpoint_interval_ms` 0), feeds one event per key over HTTP (that
+many live windows: all open), waits until the outputs are up to date, takes a checkpoint
+(the first: every window), feeds NEW more events on new keys, waits again, and takes
 another. Prints one JSON line: both checkpoints' bytes and durations and their ratios.
 """
 
@@ -36,8 +36,7 @@ def call(base, path, body=None, ndjson=False):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("binary")
-    parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--windows", type=int, default=10)
+    parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data:
@@ -51,21 +50,24 @@ def main():
             base = "http://" + server.stdout.readline().strip().rsplit(" ", 1)[1]
             call(base, "/api/v1/jobs", {
                 "name": "c", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
-                "params": {"window": {"tumbling": {"size": 1000}}, "retention": None,
-                           "max_out_of_orderness": 10 ** 9, "idle_timeout_ms": None}})
+                "params": {"window": {"tumbling": {"size": 3_600_000}}, "max_out_of_orderness": 1000,
+                           "idle_timeout_ms": None}})
             batch = []
-            for w in range(args.windows):
-                for k in range(args.keys):
-                    batch.append({"key": f"k{k}", "ts": w * 1000 + 1, "value": k % 100})
-                    if len(batch) == 5000:
-                        call(base, "/api/v1/jobs/c/inputs/events", batch, ndjson=True)
-                        batch = []
+            for k in range(args.keys):
+                batch.append({"key": f"k{k}", "ts": k % 10_000, "value": k % 100})
+                if len(batch) == 5000:
+                    call(base, "/api/v1/jobs/c/inputs/events", batch, ndjson=True)
+                    batch = []
             if batch:
                 call(base, "/api/v1/jobs/c/inputs/events", batch, ndjson=True)
+            # An advance answers once the outputs reflect everything before it.
+            call(base, "/api/v1/jobs/c/inputs/events/advance", {"watermark": 0})
             full = call(base, "/api/v1/jobs/c/checkpoint", {})
+            call(base, "/api/v1/jobs/c/inputs/events/advance", {"watermark": 0})
             rows = call(base, "/api/v1/jobs/c")["outputs"]["windows"]["rows"]
-            new = [{"key": f"n{i}", "ts": (args.windows - 1) * 1000 + 2, "value": 1} for i in range(args.new)]
+            new = [{"key": f"n{i}", "ts": 9_999, "value": 1} for i in range(args.new)]
             call(base, "/api/v1/jobs/c/inputs/events", new, ndjson=True)
+            call(base, "/api/v1/jobs/c/inputs/events/advance", {"watermark": 0})
             incremental = call(base, "/api/v1/jobs/c/checkpoint", {})
             print(json.dumps({
                 "live_windows": rows, "new_events": args.new,

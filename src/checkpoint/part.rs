@@ -5,6 +5,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{CheckpointError, FORMAT};
+use crate::pipeline::state::frame_entry;
 
 /// The first bytes of a part file, before its format byte and a newline.
 const MAGIC: &[u8; 6] = b"TMPART";
@@ -32,21 +33,15 @@ impl PartWriter {
 
     /// Writes `key`'s state, or its removal (`None`).
     pub fn put(&mut self, key: &[u8], state: Option<&[u8]>) -> Result<(), CheckpointError> {
-        let mut payload = Vec::with_capacity(9 + key.len() + state.map_or(0, <[u8]>::len));
-        payload.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        payload.extend_from_slice(key);
-        match state {
-            Some(state) => {
-                payload.push(1);
-                payload.extend_from_slice(state);
-            }
-            None => payload.push(0),
-        }
-        let io = |source| CheckpointError::Io { path: self.path.clone(), source };
-        self.out.write_all(&(payload.len() as u32).to_le_bytes()).map_err(io)?;
-        self.out.write_all(&crc32fast::hash(&payload).to_le_bytes()).map_err(io)?;
-        self.out.write_all(&payload).map_err(io)?;
-        self.bytes += 8 + payload.len() as u64;
+        let mut frame = Vec::with_capacity(17 + key.len() + state.map_or(0, <[u8]>::len));
+        frame_entry(&mut frame, key, state);
+        self.put_frames(&frame)
+    }
+
+    /// Writes entries already framed ([`frame_entry`]), one after the other.
+    pub fn put_frames(&mut self, frames: &[u8]) -> Result<(), CheckpointError> {
+        self.out.write_all(frames).map_err(|source| CheckpointError::Io { path: self.path.clone(), source })?;
+        self.bytes += frames.len() as u64;
         Ok(())
     }
 

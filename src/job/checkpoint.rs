@@ -209,9 +209,7 @@ impl<E: Engine> RunningJob<E> {
         let mut checkpoint = checkpoint;
         for part in parts {
             let (file, mut writer) = checkpoint.part(&part.operator)?;
-            for (key, value) in &part.entries {
-                writer.put(key, value.as_deref())?;
-            }
+            writer.put_frames(&part.frames)?;
             let bytes = writer.finish()?;
             checkpoint.add(&part.operator, file, bytes, false);
         }

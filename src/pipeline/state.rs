@@ -42,8 +42,30 @@ pub struct SavedPart {
     pub operator: String,
     /// The worker.
     pub worker: usize,
-    /// Entries: `(key, Some(state))`, or `(key, None)` for a key that is gone.
-    pub entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Its entries, framed as part files hold them ([`frame_entry`]), one after the
+    /// other: one buffer rather than an allocation per key.
+    pub frames: Vec<u8>,
+}
+
+/// Appends one entry to `frames` as a part file holds it: `len: u32 LE |
+/// crc32(payload): u32 LE | payload`, the payload `key_len: u32 LE | key | 1 | state`,
+/// or `key_len | key | 0` for a key that is gone.
+pub fn frame_entry(frames: &mut Vec<u8>, key: &[u8], state: Option<&[u8]>) {
+    let start = frames.len();
+    frames.extend_from_slice(&[0; 8]);
+    frames.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    frames.extend_from_slice(key);
+    match state {
+        Some(state) => {
+            frames.push(1);
+            frames.extend_from_slice(state);
+        }
+        None => frames.push(0),
+    }
+    let payload = &frames[start + 8..];
+    let (len, crc) = ((payload.len() as u32).to_le_bytes(), crc32fast::hash(payload).to_le_bytes());
+    frames[start..start + 4].copy_from_slice(&len);
+    frames[start + 4..start + 8].copy_from_slice(&crc);
 }
 
 /// Where a job's keyed operators save checkpoints, and what they restore from.

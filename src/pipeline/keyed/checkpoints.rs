@@ -10,14 +10,15 @@ use serde::de::DeserializeOwned;
 
 use super::super::Time;
 use super::super::clock::ClockReader;
-use super::super::state::{JobState, KEY, SETTLED, SavedPart, WATERMARKS, entry_key};
+use super::super::state::{JobState, KEY, SETTLED, SavedPart, WATERMARKS, entry_key, frame_entry};
 use super::{Diff, KeyedLogic, Snapshot};
 
 /// The keyed operator's side of checkpoints, over any [`Snapshot`] logic: its state as
 /// entries of bytes (see [`super::super::state`]), and back.
 pub(crate) trait SnapshotBytes<K, O> {
-    /// Appends the entries of the keys changed since the last call (`KEY` entries).
-    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>);
+    /// Appends the entries of the keys changed since the last call (`KEY` entries),
+    /// framed, to `frames`.
+    fn save_bytes(&mut self, frames: &mut Vec<u8>);
     /// Restores one key from its entry; appends the rows it shows.
     fn restore_bytes(&mut self, key: &[u8], state: &[u8], shown: &mut Vec<O>) -> Result<(), bincode::Error>;
     /// See [`Snapshot::track_settled`].
@@ -32,11 +33,18 @@ impl<L: Snapshot> SnapshotBytes<L::Key, L::Out> for L
 where
     L::Key: Serialize + DeserializeOwned,
 {
-    fn save_bytes(&mut self, entries: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+    fn save_bytes(&mut self, frames: &mut Vec<u8>) {
+        // One buffer for every key and state: no allocation per entry.
+        let (mut key_bytes, mut state_bytes) = (Vec::new(), Vec::new());
         self.save(false, &mut |key, state| {
-            let key = entry_key(KEY, key);
-            let state = state.map(|s| bincode::serialize(s).expect("state serializes"));
-            entries.push((key, state));
+            key_bytes.clear();
+            key_bytes.push(KEY);
+            bincode::serialize_into(&mut key_bytes, key).expect("keys serialize");
+            state_bytes.clear();
+            if let Some(state) = state {
+                bincode::serialize_into(&mut state_bytes, state).expect("state serializes");
+            }
+            frame_entry(frames, &key_bytes, state.map(|_| state_bytes.as_slice()));
         });
     }
 
@@ -132,14 +140,14 @@ impl Checkpoints {
         self.taken = Some(id);
         let worker = self.job.worker();
         let snapshot = logic.as_snapshot().expect("joined with a snapshot");
-        let mut entries = Vec::new();
-        snapshot.save_bytes(&mut entries);
+        let mut frames = Vec::new();
+        snapshot.save_bytes(&mut frames);
         for (i, row) in snapshot.settled().iter().enumerate() {
             let row = bincode::serialize(row).expect("rows serialize");
-            entries.push((entry_key(SETTLED, &(id, worker, i)), Some(row)));
+            frame_entry(&mut frames, &entry_key(SETTLED, &(id, worker, i)), Some(&row));
         }
         let watermarks: Vec<Time> = readers.iter().map(ClockReader::watermark).collect();
-        entries.push((vec![WATERMARKS], Some(bincode::serialize(&watermarks).expect("times serialize"))));
-        self.job.store().save(id, SavedPart { operator: self.operator.clone(), worker, entries });
+        frame_entry(&mut frames, &[WATERMARKS], Some(&bincode::serialize(&watermarks).expect("times serialize")));
+        self.job.store().save(id, SavedPart { operator: self.operator.clone(), worker, frames });
     }
 }
