@@ -131,7 +131,7 @@ impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
     }
 
     fn flush(&mut self, time: Time, out: &mut Vec<(Self::Out, Time, Diff)>) {
-        // Marks only tell checkpoints what changed (`KeySlots::take_changed`): the
+        // Marks only tell checkpoints what changed (`KeySlots::save_changed`): the
         // logic itself has nothing to do for the keys they list.
         self.keys.take_dirty();
         out.extend(self.out.drain(..).map(|(o, d)| (o, time, d)));
@@ -146,15 +146,7 @@ impl<K: Data, D: Data> Snapshot for Dedupe<K, D> {
     type Saved = Vec<Seen<D>>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, Vec<Seen<D>>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, windows)) = self.keys.peek(id) {
-                out(key, Some(windows));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     /// Every window in the state is still open (`done` above the watermark), and its

@@ -112,7 +112,7 @@ impl<K> Default for Timers<K> {
 /// rather than act blindly.
 ///
 /// Slots also remember which keys changed since the last checkpoint
-/// ([`KeySlots::take_changed`]): every slot [marked](KeySlots::mark), and every key
+/// ([`KeySlots::save_changed`]): every slot [marked](KeySlots::mark), and every key
 /// released.
 pub(crate) struct KeySlots<K, S> {
     index: HashMap<K, u32>,
@@ -171,7 +171,7 @@ impl<K: Data, S: Default> KeySlots<K, S> {
 
     /// Keys released since the last call, then the slots in use whose state changed
     /// (every slot in use if `all`), for a checkpoint; starts tracking afresh.
-    pub(crate) fn take_changed(&mut self, all: bool) -> (Vec<K>, Vec<u32>) {
+    fn take_changed(&mut self, all: bool) -> (Vec<K>, Vec<u32>) {
         let removed = std::mem::take(&mut self.removed);
         let changed = std::mem::take(&mut self.changed);
         for &id in &changed {
@@ -182,6 +182,28 @@ impl<K: Data, S: Default> KeySlots<K, S> {
             return (Vec::new(), every);
         }
         (removed, changed.into_iter().filter(|&id| self.slots[id as usize].key.is_some()).collect())
+    }
+
+    /// Hands `out` the keys released since the last call (as gone),
+    /// then those whose state changed (every key if `all`) with the part of their state
+    /// `saved` picks (none: the key is left out), for a checkpoint.
+    pub(crate) fn save_changed<T>(
+        &mut self,
+        all: bool,
+        out: Saving<'_, K, T>,
+        saved: impl for<'a> Fn(&'a S) -> Option<&'a T>,
+    ) {
+        let (removed, changed) = self.take_changed(all);
+        for key in &removed {
+            out(key, None);
+        }
+        for id in changed {
+            if let Some((key, state)) = self.peek(id)
+                && let Some(state) = saved(state)
+            {
+                out(key, Some(state));
+            }
+        }
     }
 
     /// The key and state in slot `id`, if it is in use, to read.

@@ -273,15 +273,7 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Snapshot for Groups<K, L,
     type Saved = Group<L>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, Group<L>>) {
-        let (removed, changed) = self.groups.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, Some(group))) = self.groups.peek(id) {
-                out(key, Some(group));
-            }
-        }
+        self.groups.save_changed(all, out, Option::as_ref);
     }
 
     /// A group's retirement timer is set where it is scheduled.

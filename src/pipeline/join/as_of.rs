@@ -215,15 +215,7 @@ impl<K: Data, D: Data, E: Data> Snapshot for AsOfJoin<K, D, E> {
     type Saved = AsOf<D, E>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, AsOf<D, E>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, state)) = self.keys.peek(id) {
-                out(key, Some(state));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     /// A stream record goes exactly when the first table watermark past its deadline

@@ -214,15 +214,7 @@ impl<K: Data, D: Data, E: Data> Snapshot for IntervalJoin<K, D, E> {
     type Saved = Intervals<D, E>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, Intervals<D, E>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, state)) = self.keys.peek(id) {
-                out(key, Some(state));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     /// Every record's update set its timer, and a record goes exactly when the first

@@ -124,15 +124,7 @@ impl<K: Data, D: Data, E: Data> Snapshot for WindowJoin<K, D, E> {
     type Saved = Vec<JoinWindow<D, E>>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, Vec<JoinWindow<D, E>>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, open)) = self.keys.peek(id) {
-                out(key, Some(open));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     /// A window's timer was set when it opened and it goes when the timer fires: each

@@ -115,15 +115,7 @@ impl<K: Data, A: Aggregate> Snapshot for FixedWindows<K, A> {
     type Saved = Vec<Win<A>>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, Vec<Win<A>>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, open)) = self.keys.peek(id) {
-                out(key, Some(open));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     fn restore(&mut self, key: K, saved: Vec<Win<A>>, shown: &mut Vec<(K, Window, A::Out)>) {

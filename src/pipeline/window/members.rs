@@ -129,15 +129,7 @@ impl<D: Data> Snapshot for Members<D> {
     type Saved = Vec<(Window, Diff)>;
 
     fn save(&mut self, all: bool, out: Saving<'_, D, Vec<(Window, Diff)>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for record in &removed {
-            out(record, None);
-        }
-        for id in changed {
-            if let Some((record, entries)) = self.keys.peek(id) {
-                out(record, Some(entries));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     /// A window's eviction is scheduled when it is first made, here by its first
@@ -217,15 +209,7 @@ impl<D: Data> Snapshot for PassThrough<D> {
 
     fn save(&mut self, all: bool, out: Saving<'_, D, Diff>) {
         let Some(counts) = self.counts.as_mut() else { return };
-        let (removed, changed) = counts.take_changed(all);
-        for record in &removed {
-            out(record, None);
-        }
-        for id in changed {
-            if let Some((record, count)) = counts.peek(id) {
-                out(record, Some(count));
-            }
-        }
+        counts.save_changed(all, out, |state| Some(state));
     }
 
     fn restore(&mut self, record: D, count: Diff, shown: &mut Vec<D>) {

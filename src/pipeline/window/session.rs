@@ -238,15 +238,7 @@ impl<K: Data, A: Aggregate> Snapshot for Sessions<K, A> {
     type Saved = KeySessions<A>;
 
     fn save(&mut self, all: bool, out: Saving<'_, K, KeySessions<A>>) {
-        let (removed, changed) = self.keys.take_changed(all);
-        for key in &removed {
-            out(key, None);
-        }
-        for id in changed {
-            if let Some((key, sessions)) = self.keys.peek(id) {
-                out(key, Some(sessions));
-            }
-        }
+        self.keys.save_changed(all, out, |state| Some(state));
     }
 
     fn restore(&mut self, key: K, saved: KeySessions<A>, shown: &mut Vec<(K, Window, A::Out)>) {
