@@ -13,6 +13,10 @@
 #   scripts/bench.sh --loops   # kmeans re-convergence, logreg training cost (benches/kmeans/load.rs)
 #   scripts/bench.sh --nexmark [--quick]  # Nexmark queries vs benches/yardstick/nexmark.rs, outputs checked
 #   scripts/bench.sh --idle-jobs [--jobs N]  # 200 idle jobs: server RSS and idle CPU (scripts/idle_jobs.py)
+#   scripts/bench.sh --recovery [options]  # recovery time after kill -9, 1M and 5M events, with and
+#                              # without a checkpoint (scripts/recovery_time.py)
+#   scripts/bench.sh --checkpoint-throughput [options]  # HTTP ingest with checkpoints every 10 s
+#                              # against none, interleaved (scripts/checkpoint_throughput.py)
 #   scripts/bench.sh --micro   # Criterion micro-benchmarks of the hot operators (benches/operators.rs)
 #
 # BENCH_PROFILE=debug uses debug builds (scripts/test.sh runs `--nexmark --quick` so, as
@@ -244,11 +248,25 @@ case "${1:-}" in
         build
         python3 scripts/idle_jobs.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-idle-jobs.txt
         exit 0 ;;
+    --recovery)
+        # Recovery time after kill -9 on the same data directory, with a checkpoint (the
+        # log after it replayed) and without (the whole log replayed); options --events
+        # 1000000,5000000 --repeat 3 --after 1000 --ms-per-event 10 (scripts/recovery_time.py).
+        build
+        python3 scripts/recovery_time.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-recovery.txt
+        exit 0 ;;
+    --checkpoint-throughput)
+        # HTTP ingest throughput, 4 client threads, a job checkpointing every 10 s against
+        # one that never does, interleaved; options --events N --repeat 3
+        # --checkpoint-interval-ms 10000 --threads 4 (scripts/checkpoint_throughput.py).
+        build
+        python3 scripts/checkpoint_throughput.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-checkpoint-throughput.txt
+        exit 0 ;;
     --loops)
         build kmeans_load
         bench-data/bin/kmeans_load --binary bench-data/bin/tidemark "${@:2}" | tee bench-data/results-loops.txt
         exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --serve-security [serve_load options] | --kafka | --idle-jobs [options] | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --serve [serve_load options] | --serve-security [serve_load options] | --kafka | --idle-jobs [options] | --recovery [options] | --checkpoint-throughput [options] | --loops | --nexmark [--quick] | --micro [criterion options]]" >&2; exit 2 ;;
 esac
 
 if ((quick)); then

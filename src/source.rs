@@ -156,7 +156,45 @@ pub trait Source: Send + Sync {
     fn as_http(&self) -> Option<&http::HttpSource> {
         None
     }
+    /// Holds it still for a checkpoint: until the [`Held`] is dropped it feeds nothing
+    /// more, and everything it fed before is in its input. `None` when a checkpoint
+    /// cannot keep its position (its job takes no checkpoints).
+    fn hold(&self) -> Result<Option<Held<'_>>, HoldFailed> {
+        Ok(None)
+    }
+    /// The position [`Source::hold`] would give now, without holding it: a periodic
+    /// checkpoint is skipped while every source stands where the last one took it.
+    fn checkpoint_position(&self) -> Option<Position> {
+        None
+    }
+    /// A checkpoint holding everything before `position` (from [`Source::hold`]) is
+    /// committed: what the source keeps only to replay it may go (an HTTP input's log
+    /// is truncated).
+    fn checkpointed(&self, _position: &Position) {}
 }
+
+/// A source held still for a checkpoint (see [`Source::hold`]), and where it stands.
+pub struct Held<'a> {
+    /// Where it stands: everything before it is in its input, nothing after it.
+    pub position: Position,
+    _guard: Box<dyn Guard + 'a>,
+}
+
+/// Anything that keeps a source still while it lives.
+trait Guard {}
+impl<T> Guard for T {}
+
+impl<'a> Held<'a> {
+    /// Held at `position` until `guard` is dropped.
+    pub fn new(position: Position, guard: impl Sized + 'a) -> Held<'a> {
+        Held { position, _guard: Box::new(guard) }
+    }
+}
+
+/// A source could not be held still for a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HoldFailed(pub Box<dyn std::error::Error + Send + Sync>);
 
 impl SourceSpec {
     /// Starts the source of one input, feeding `feed`, from `from` if given (a

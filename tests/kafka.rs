@@ -682,6 +682,65 @@ async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
     assert_eq!(kafka.read_all(&sink).len(), before, "a restart with nothing new rewrote the sink");
 }
 
+/// A job restored from a checkpoint reads only what came after it: killed after a
+/// checkpoint and more input, the restarted job's status counts exactly the records
+/// after the checkpoint as read again, its windows equal the reference over the whole
+/// topic, and its sink topic sums to exactly the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_job_reads_only_what_follows_its_checkpoint() {
+    let Some(kafka) = broker() else { return };
+    let (topic, sink) = (unique("checkpointed"), unique("checkpointed-sink"));
+    kafka.create_topic(&topic, 3).await;
+    let first = events(8, 3, 2000, 0);
+    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    let read_to_the_end = |read: usize| {
+        move |s: &Value| {
+            let parts = s["inputs"]["events"]["partitions"].as_array().cloned().unwrap_or_default();
+            parts.len() == 3
+                && parts.iter().all(|p| p["lag"] == 0 && p["committed"] == p["high_watermark"])
+                && s["inputs"]["events"]["records_read"] == read
+        }
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Process::start(dir.path()).await;
+    let mut spec = job_spec("checkpointed", &kafka.brokers, &topic, Some(&sink));
+    spec["checkpoint_interval_ms"] = json!(0);
+    let (code, body) = process.api.post("/api/v1/jobs", &spec).await;
+    assert_eq!(code, 201, "{body}");
+    process.api.wait_until("checkpointed", "the first events to be read", read_to_the_end(first.len())).await;
+    let (code, taken) = process.api.post("/api/v1/jobs/checkpointed/checkpoint", &json!({})).await;
+    assert_eq!(code, 200, "{taken}");
+
+    let second = events(9, 3, 500, 100_000);
+    kafka.produce(&topic, &second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    process
+        .api
+        .wait_until("checkpointed", "the second events to be read", read_to_the_end(first.len() + second.len()))
+        .await;
+    process
+        .api
+        .wait_until("checkpointed", "the sink to write", |s| {
+            s["outputs"]["windows"]["sink"]["delivered"].as_u64().is_some_and(|d| d > 100)
+        })
+        .await;
+    process.kill();
+
+    let process = Process::start(dir.path()).await;
+    kafka.produce(&topic, &end_markers(3));
+    let status = process.api.wait_caught_up("checkpointed", 3).await;
+    assert_eq!(status["checkpoint"]["id"], taken["id"], "restored from {taken}: {status:#}");
+    assert_eq!(
+        status["inputs"]["events"]["records_read"],
+        json!(second.len() + 3),
+        "read again: the records after the checkpoint and the end markers, nothing before: {status:#}"
+    );
+    let (_, rows) = process.api.rows("checkpointed", "windows").await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    assert_windows(&rows, &reference(&all));
+    assert_sink_exact(&process.api, &kafka, "checkpointed", &sink).await;
+}
+
 /// An idle job whose input follows the wall clock steps its output every 100 ms; its
 /// sink writes that progress at most once a second, and still the latest frontier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ use crate::ingest::router::{DeadLetters, InputRouter};
 use crate::pipeline::Time;
 use crate::pipeline::state::{Entries, SavedPart, StateStore};
 use crate::runtime::{Engine, RuntimeError};
+use crate::source::Position;
 
 /// How long a checkpoint waits for the operators' parts.
 const PART_TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,7 +74,8 @@ struct JobPart {
     routers: BTreeMap<String, RouterState>,
     /// The dead letters' placement.
     dead_letters: DeadLettersState,
-    /// Each source's position, by input name, as the source reported it.
+    /// Each source's position, by input name, where the checkpoint held it (see
+    /// [`kept_position`]).
     positions: BTreeMap<String, serde_json::Value>,
 }
 
@@ -82,8 +84,8 @@ pub struct Restored {
     frontier: Time,
     routers: BTreeMap<String, RouterState>,
     dead_letters: DeadLettersState,
-    /// Each source's position, by input name.
-    pub positions: BTreeMap<String, serde_json::Value>,
+    /// Each source's position, by input name: it starts again from there.
+    pub positions: BTreeMap<String, Position>,
     entries: BTreeMap<String, Entries>,
 }
 
@@ -98,6 +100,16 @@ impl Restored {
             entries.insert(operator.clone(), store.read(operator)?.into_iter().collect());
         }
         let JobPart { routers, dead_letters, positions } = job;
+        let positions = positions
+            .into_iter()
+            .map(|(input, kept)| {
+                let position = restored_position(&kept).ok_or_else(|| CheckpointError::Damaged {
+                    path: "manifest".into(),
+                    why: format!("input `{input}`: not a position: {kept}"),
+                })?;
+                Ok((input, position))
+            })
+            .collect::<Result<_, CheckpointError>>()?;
         Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, entries }))
     }
 
@@ -176,7 +188,7 @@ impl<E: Engine> RunningJob<E> {
         &self,
         store: &mut Store,
         at: u64,
-        positions: impl FnOnce() -> BTreeMap<String, serde_json::Value>,
+        positions: impl FnOnce() -> BTreeMap<String, Position>,
     ) -> Result<Manifest, CheckpointFailed> {
         let state = self.state.as_ref().ok_or(CheckpointFailed::Disabled)?;
         if let Some(why) = state.unsupported.lock().expect("unsupported lock").clone() {
@@ -202,7 +214,7 @@ impl<E: Engine> RunningJob<E> {
         let job = JobPart {
             routers: self.inputs.iter().zip(&routers).map(|(i, r)| (i.name.clone(), r.snapshot(now))).collect(),
             dead_letters: self.dead.lock().expect("dead letters lock").snapshot(),
-            positions: positions(),
+            positions: positions().iter().map(|(input, at)| (input.clone(), kept_position(at))).collect(),
         };
         drop(routers);
         let parts = std::mem::take(&mut *state.parts.lock().expect("parts lock"));
@@ -253,5 +265,41 @@ impl<E: Engine> RunningJob<E> {
         let least = self.inputs.iter().map(|i| i.watermark.load(Ordering::SeqCst)).min().unwrap_or(0);
         self.watermark.store(least, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+/// A held source's position as a manifest keeps it: an HTTP log's length as a bare
+/// number (as format 1 always did), a Kafka input's offsets as `{"kafka": {PARTITION:
+/// OFFSET}}`.
+fn kept_position(position: &Position) -> serde_json::Value {
+    match position {
+        Position::Logged { after } => serde_json::json!(after),
+        Position::Kafka { offsets } => serde_json::json!({ "kafka": offsets }),
+        other => serde_json::to_value(other).expect("a position serializes"),
+    }
+}
+
+/// The position a manifest kept (see [`kept_position`]), if it is one.
+fn restored_position(kept: &serde_json::Value) -> Option<Position> {
+    if let Some(after) = kept.as_u64() {
+        return Some(Position::Logged { after });
+    }
+    let offsets = serde_json::from_value(kept.get("kafka")?.clone()).ok()?;
+    Some(Position::Kafka { offsets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_positions_read_back() {
+        let offsets = [(0, 17), (2, 5)].into_iter().collect();
+        for position in [Position::Logged { after: 812 }, Position::Kafka { offsets }] {
+            let kept = kept_position(&position);
+            assert_eq!(restored_position(&serde_json::from_str(&kept.to_string()).unwrap()), Some(position));
+        }
+        assert_eq!(restored_position(&serde_json::json!({"kafka": {"x": 1}})), None);
+        assert_eq!(restored_position(&serde_json::json!("12")), None);
     }
 }

@@ -114,8 +114,8 @@ pub struct ManagedJob {
     last_checkpoint: Mutex<Option<CheckpointInfo>>,
     checkpoint_error: Mutex<Option<String>>,
     checkpointing: Mutex<Option<JoinHandle<()>>>,
-    /// The HTTP logs' lengths at the last checkpoint, by input.
-    checkpointed: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Where each source stood at the last checkpoint, by input.
+    checkpointed: Mutex<std::collections::BTreeMap<String, Position>>,
 }
 
 impl ManagedJob {

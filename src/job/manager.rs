@@ -6,8 +6,10 @@
 //! HTTP inputs apply their write-ahead logs, `DATA_DIR/log/<name>/<input>.log`
 //! ([`crate::source::http::log`]; a new job starts with none, a deleted one's go), and
 //! its Kafka inputs read their topics again from the offsets fixed when it was created,
-//! kept in `DATA_DIR/state/<name>.json` (the seam for checkpoints, which will move them
-//! on); so it rebuilds the results of an uninterrupted run.
+//! kept in `DATA_DIR/state/<name>.json`; so it rebuilds the results of an uninterrupted
+//! run. A job with a checkpoint in `DATA_DIR/checkpoints/<name>` comes back from it
+//! instead ([`Restored`]) and its sources start from the positions it kept: the logs
+//! after their checkpointed length, the topics from its offsets.
 //!
 //! Every job runs on a timely runtime of its own ([`Runtime`], `workers` threads), so a
 //! pipeline that panics takes down its own job and no other. The server calls
@@ -253,11 +255,9 @@ impl JobManager {
             duration_ms: 0,
             at: m.at,
         });
-        let mut after: BTreeMap<String, u64> = BTreeMap::new();
+        let mut held: BTreeMap<String, Position> = BTreeMap::new();
         if let Some(restored) = &restored {
-            for (input, position) in &restored.positions {
-                after.insert(input.clone(), position.as_u64().unwrap_or(0));
-            }
+            held = restored.positions.clone();
             tracing::info!(job = %name, frontier = restored.frontier(), "restoring from its checkpoint");
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -284,9 +284,14 @@ impl JobManager {
         let mut offsets = state.offsets;
         let data_dir = self.data_dir.clone();
         managed.start(
-            |input| {
-                let logged = after.get(input).map(|&after| Position::Logged { after });
-                offsets.remove(input).map(|offsets| Position::Kafka { offsets }).or(logged)
+            |input| match (held.remove(input), offsets.remove(input)) {
+                // Partitions the checkpoint did not know yet start where the job did.
+                (Some(Position::Kafka { offsets: reached }), Some(mut offsets)) => {
+                    offsets.extend(reached);
+                    Some(Position::Kafka { offsets })
+                }
+                (Some(position), _) => Some(position),
+                (None, offsets) => offsets.map(|offsets| Position::Kafka { offsets }),
             },
             |input| keep_offsets(data_dir.clone(), &name, input),
             logs.as_deref(),
@@ -306,9 +311,9 @@ impl JobManager {
         let Some(data_dir) = &self.data_dir else {
             return Ok((Err(NoCheckpoints("the server runs without a data directory".into())), None));
         };
-        if sources.iter().any(|s| *s != SourceSpec::Http) {
-            let why = "checkpoints do not hold the positions of inputs fed other than over HTTP yet".to_string();
-            return Ok((Err(NoCheckpoints(why)), None));
+        if sources.iter().any(|s| !matches!(s, SourceSpec::Http | SourceSpec::Kafka(_))) {
+            let why = "checkpoints hold the positions of HTTP and Kafka inputs only, not of files or the generator";
+            return Ok((Err(NoCheckpoints(why.to_string())), None));
         }
         let dir = checkpoint_dir(data_dir, name);
         if fresh {

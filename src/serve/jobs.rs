@@ -92,13 +92,13 @@ pub(super) fn status(managed: &ManagedJob) -> JobStatus {
         .enumerate()
         .map(|(i, input)| {
             let stats = job.input_stats(i);
-            let (partitions, error) = match managed.source_status(i) {
+            let (partitions, records_read, error) = match managed.source_status(i) {
                 SourceStatus::Kafka(kafka) => {
-                    let error = kafka.error.clone();
-                    (Some(PartitionEntry::of(kafka, &job.lanes(i))), error)
+                    let (error, read) = (kafka.error.clone(), kafka.records_read);
+                    (Some(PartitionEntry::of(kafka, &job.lanes(i))), Some(read), error)
                 }
-                SourceStatus::Failing(trouble) => (None, Some(trouble)),
-                SourceStatus::Plain => (None, None),
+                SourceStatus::Failing(trouble) => (None, None, Some(trouble)),
+                SourceStatus::Plain => (None, None, None),
             };
             let entry = InputStatus {
                 source: managed.sources[i].clone(),
@@ -109,6 +109,7 @@ pub(super) fn status(managed: &ManagedJob) -> JobStatus {
                 too_late: stats.too_late,
                 rejected: stats.rejected,
                 partitions,
+                records_read,
                 error,
             };
             (input.name.clone(), entry)

@@ -150,6 +150,10 @@ pub struct InputStatus {
     /// A Kafka input's partitions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<Vec<PartitionEntry>>,
+    /// A Kafka input's messages read since the job (re)started: after a restart from
+    /// a checkpoint, those after its offsets, read again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_read: Option<u64>,
     /// A Kafka input's latest trouble.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -265,6 +269,7 @@ mod tests {
                     lag: None,
                 },
             ],
+            records_read: 5,
             error: None,
         };
         let lanes = [LaneState { watermark: 7, idle: false }];
@@ -277,6 +282,7 @@ mod tests {
             too_late: 3,
             rejected: 4,
             partitions: Some(PartitionEntry::of(kafka, &lanes)),
+            records_read: Some(5),
             error: None,
         };
         assert_eq!(
@@ -285,7 +291,7 @@ mod tests {
                 r#"{"accepted":1,"frontier":8,"late":2,"partitions":["#,
                 r#"{"committed":5,"high_watermark":null,"idle":false,"lag":null,"partition":0,"position":5,"start":0,"watermark":7},"#,
                 r#"{"committed":null,"high_watermark":null,"lag":null,"partition":1,"position":null,"start":null}],"#,
-                r#""rejected":4,"source":{"source":"http"},"too_late":3,"watermark":7}"#
+                r#""records_read":5,"rejected":4,"source":{"source":"http"},"too_late":3,"watermark":7}"#
             )
         );
         let output = OutputStatus { frontier: None, rows: 0, key: vec!["k".into()], since: 0, sink: None };

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Feed, FeedError, Position, Source, SourceStatus};
+use super::{Feed, FeedError, Held, HoldFailed, Position, Source, SourceStatus};
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
 use log::{Entry, Log, LogError, Paused, Write};
@@ -132,6 +132,23 @@ impl Source for HttpSource {
 
     fn as_http(&self) -> Option<&HttpSource> {
         Some(self)
+    }
+
+    /// Holds its log still ([`Log::pause`]); a checkpoint then holds what the log holds
+    /// up to its length.
+    fn hold(&self) -> Result<Option<Held<'_>>, HoldFailed> {
+        let paused = self.pause().map_err(|e| HoldFailed(Box::new(e)))?;
+        Ok(paused.map(|paused| Held::new(Position::Logged { after: paused.bytes }, paused)))
+    }
+
+    fn checkpoint_position(&self) -> Option<Position> {
+        self.log_length().map(|after| Position::Logged { after })
+    }
+
+    fn checkpointed(&self, position: &Position) {
+        if let (Some(log), Position::Logged { after }) = (&self.log, position) {
+            log.release_before(*after);
+        }
     }
 
     fn stop(&self) {

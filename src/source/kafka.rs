@@ -9,14 +9,16 @@
 //! The starting offsets are fixed once, when the job is created ([`resolve`]):
 //! `earliest` is the first offset each partition holds, `latest` its end. They are
 //! kept with the job, so that a restarted job reads the same records again and its
-//! results equal those of an uninterrupted run. This is also the seam for
-//! checkpoints, which will move these offsets forward.
+//! results equal those of an uninterrupted run. A checkpoint holds the source still
+//! ([`Source::hold`]: the batch being fed, if any, is fed whole first) and keeps the
+//! offsets it reached; a job restored from it reads on from there, and counts what it
+//! read ([`KafkaStatus::records_read`]).
 //!
 //! A message that is not a valid record (not JSON, wrong fields, no value at all) is
 //! dead-lettered like a bad record sent over HTTP; it never stops the source.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::{Feed, FeedError, Position, Source, SourceStatus};
+use super::{Feed, FeedError, Held, HoldFailed, Position, Source, SourceStatus};
 use crate::kafka::client::{self, Context, Role, partitions};
 use crate::kafka::{ClientError, Offsets, SourceSpec, StartAt};
 
@@ -81,6 +83,9 @@ pub struct KafkaStatus {
     pub topic: String,
     /// Its partitions, by number.
     pub partitions: Vec<PartitionStatus>,
+    /// Messages read since the job (re)started: after a restart from a checkpoint, the
+    /// ones after the checkpoint's offsets, which the job read again.
+    pub records_read: u64,
     /// The latest problem (within the last 30 s), such as an unreachable broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -97,6 +102,11 @@ struct Shared {
     context: Context,
     partitions: Mutex<BTreeMap<i32, Progress>>,
     stop: AtomicBool,
+    /// Held by the reader while it feeds a batch, and by a checkpoint while it is taken
+    /// ([`Source::hold`]): a checkpoint sees no batch fed in part.
+    feeding: Mutex<()>,
+    /// Messages read (fed) by this run.
+    read: AtomicU64,
 }
 
 /// A running Kafka source.
@@ -115,6 +125,8 @@ impl KafkaSource {
             context: Context::new(name.clone()),
             partitions: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
+            feeding: Mutex::new(()),
+            read: AtomicU64::new(0),
         });
         let topic = spec.topic.clone();
         let reader = Reader { name: name.clone(), spec, shared: shared.clone(), feed };
@@ -150,7 +162,8 @@ impl KafkaSource {
             })
             .collect();
         let error = self.shared.context.recent_trouble(Duration::from_secs(30));
-        KafkaStatus { topic: self.topic.clone(), partitions, error }
+        let records_read = self.shared.read.load(Ordering::Relaxed);
+        KafkaStatus { topic: self.topic.clone(), partitions, records_read, error }
     }
 
     /// Stops reading and waits for the thread to finish.
@@ -173,6 +186,17 @@ impl Source for KafkaSource {
 
     fn status(&self) -> SourceStatus {
         SourceStatus::Kafka(self.kafka_status())
+    }
+
+    /// Waits for the batch being fed, if any: the offsets are then those of every
+    /// message in the input.
+    fn hold(&self) -> Result<Option<Held<'_>>, HoldFailed> {
+        let feeding = self.shared.feeding.lock().expect("feeding lock");
+        Ok(Some(Held::new(self.position(), feeding)))
+    }
+
+    fn checkpoint_position(&self) -> Option<Position> {
+        Some(self.position())
     }
 
     fn stop(&self) {
@@ -306,6 +330,7 @@ impl Reader {
             return Ok(());
         }
         self.shared.context.clear_trouble();
+        let _feeding = self.shared.feeding.lock().expect("feeding lock");
         let mut by_partition: BTreeMap<i32, Vec<&[u8]>> = BTreeMap::new();
         let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
         for message in &messages {
@@ -326,6 +351,7 @@ impl Reader {
         for (partition, end) in ends {
             known.entry(partition).or_default().committed = Some(end);
         }
+        self.shared.read.fetch_add(messages.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }

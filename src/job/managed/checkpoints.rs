@@ -1,13 +1,15 @@
 //! A job's checkpoints: taken on demand and every `checkpoint_interval_ms`, with its
-//! HTTP inputs' logs held still meanwhile (see [`super::super::checkpoint`]).
+//! sources held still meanwhile ([`crate::source::Source::hold`]: an HTTP input's log,
+//! a Kafka input's reader), their positions kept in the manifest (see
+//! [`super::super::checkpoint`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::super::checkpoint::{CheckpointFailed, NoCheckpoints};
 use super::{CheckpointInfo, JobState, ManagedJob, Running};
 use crate::checkpoint::Store;
-use crate::source::http::HttpSource;
 
 impl ManagedJob {
     /// Checkpoints go to `store` (or cannot be taken, and why), the last one being
@@ -23,7 +25,7 @@ impl ManagedJob {
         (last, self.checkpoint_error.lock().expect("checkpoint error lock").clone())
     }
 
-    /// Takes a checkpoint now: holds every HTTP input's log still (requests wait), then
+    /// Takes a checkpoint now: holds every source still (requests wait), then
     /// the job's routers, and writes what changed since the last one
     /// ([`super::super::RunningJob::checkpoint`]). A failure is kept for job status; the job runs on.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointFailed> {
@@ -44,15 +46,15 @@ impl ManagedJob {
         taken
     }
 
-    /// Whether no input took anything since the last checkpoint (its logs are as long
-    /// as the checkpoint noted): a periodic checkpoint then has nothing to write.
+    /// Whether no source moved since the last checkpoint (each stands where the
+    /// checkpoint held it): a periodic checkpoint then has nothing to write.
     fn unchanged_since_checkpoint(&self) -> bool {
         let noted = self.checkpointed.lock().expect("checkpointed lock");
         let running = self.running.lock().expect("sources lock");
         !noted.is_empty()
             && running.iter().all(|(inputs, source)| {
                 let input = &self.job.inputs()[inputs[0]].name;
-                source.as_http().and_then(HttpSource::log_length) == noted.get(input).copied()
+                source.checkpoint_position().is_some_and(|at| noted.get(input) == Some(&at))
             })
     }
 
@@ -62,22 +64,26 @@ impl ManagedJob {
         let started = Instant::now();
         let sources: Vec<Running> = self.running.lock().expect("sources lock").clone();
         let mut held = Vec::new();
-        let mut positions = std::collections::BTreeMap::new();
+        let mut positions = BTreeMap::new();
         for (inputs, source) in &sources {
-            let Some(http) = source.as_http() else { continue };
             let input = self.job.inputs()[inputs[0]].name.clone();
-            let paused =
-                http.pause().map_err(|e| CheckpointFailed::Input { input: input.clone(), why: e.to_string() })?;
-            if let Some(paused) = paused {
-                positions.insert(input, serde_json::json!(paused.bytes));
-                held.push(paused);
-            }
+            let hold =
+                source.hold().map_err(|e| CheckpointFailed::Input { input: input.clone(), why: e.to_string() })?;
+            let Some(hold) = hold else {
+                return Err(CheckpointFailed::Unsupported(format!("input `{input}` cannot be held for a checkpoint")));
+            };
+            positions.insert(input, hold.position.clone());
+            held.push(hold);
         }
         let at = wall_clock_ms();
-        let lengths = positions.iter().map(|(input, bytes)| (input.clone(), bytes.as_u64().unwrap_or(0))).collect();
-        let manifest = self.job.checkpoint(store, at, || positions)?;
-        *self.checkpointed.lock().expect("checkpointed lock") = lengths;
+        let manifest = self.job.checkpoint(store, at, || positions.clone())?;
         drop(held);
+        for (inputs, source) in &sources {
+            if let Some(position) = positions.get(&self.job.inputs()[inputs[0]].name) {
+                source.checkpointed(position);
+            }
+        }
+        *self.checkpointed.lock().expect("checkpointed lock") = positions;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(CheckpointInfo { id: manifest.id, frontier: manifest.frontier, bytes: manifest.bytes, duration_ms, at })
     }

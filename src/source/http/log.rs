@@ -18,6 +18,11 @@
 //! Opening a log reads it back: a frame cut short at the end of the file (a crash in
 //! the middle of a write, never acknowledged) is cut off; a damaged frame with frames
 //! after it is an error, never skipped.
+//!
+//! Checkpoints truncate the log: a checkpoint notes the log's length (synced first,
+//! [`Log::pause`]) and, once committed, releases the bytes before it
+//! ([`Log::release_before`]: a hole is punched, so offsets stay valid); a job restored
+//! from it reads the log from there ([`Log::open_after`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write as _};
@@ -139,10 +144,17 @@ impl Log {
         Log::open_after(path, 0)
     }
 
-    /// [`Log::open`], leaving out the entries that end at or before byte `after` (what a
-    /// checkpoint holds: see [`Log::pause`]).
+    /// [`Log::open`], reading only the entries after byte `after` (what a checkpoint
+    /// holds: see [`Log::pause`]; the bytes before it may have been released, see
+    /// [`Log::release_before`]), so that a restore's cost follows what came after the
+    /// checkpoint, not the log's history. A log shorter than `after` is damaged.
     pub fn open_after(path: &Path, after: u64) -> Result<(Log, Vec<Entry>, u64), LogError> {
         let io = |source| LogError::Io { path: path.to_path_buf(), source };
+        let short = |length| LogError::Damaged {
+            path: path.to_path_buf(),
+            offset: length,
+            why: "shorter than its checkpoint says",
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -152,6 +164,9 @@ impl Log {
         let mut start = [0u8; HEADER.len()];
         let read = if length < HEADER.len() as u64 { file.read(&mut start).map_err(io)? } else { 0 };
         let empty = length == 0 || (length < HEADER.len() as u64 && start[..read] == HEADER[..read]);
+        if empty && after > HEADER.len() as u64 {
+            return Err(short(length));
+        }
         let (entries, good) = if empty {
             file.set_len(0).map_err(io)?;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -160,6 +175,9 @@ impl Log {
             sync_dir(path).map_err(io)?;
             (Vec::new(), HEADER.len() as u64)
         } else {
+            if after > length {
+                return Err(short(length));
+            }
             read_frames(path, &mut file, length, after)?
         };
         let torn = length.saturating_sub(good);
@@ -330,8 +348,16 @@ impl Log {
             state = self.changed.wait(state).expect("log lock");
         }
         state.paused = true;
-        while state.applied < state.written && state.broken.is_none() {
+        while (state.applied < state.written || state.syncing) && state.broken.is_none() {
             state = self.changed.wait(state).expect("log lock");
+        }
+        // Clock moves are written unsynced: the log up to its length must be on disk
+        // before a checkpoint says that a restore reads from there.
+        if state.synced_bytes < state.bytes && state.broken.is_none() {
+            match state.file.sync_data() {
+                Ok(()) => (state.synced, state.synced_bytes) = (state.written, state.bytes),
+                Err(error) => self.break_with(&mut state, &error),
+            }
         }
         let paused = Paused { log: self, bytes: state.bytes };
         if let Err(error) = self.check(&state) {
@@ -341,6 +367,25 @@ impl Log {
         }
         state.last_clock = None;
         Ok(paused)
+    }
+
+    /// Gives back the disk space of everything before byte `after`, which a checkpoint
+    /// now holds (a restore reads the log after it): the file keeps its length and
+    /// offsets, the range becomes a hole. Where the file system cannot punch holes the
+    /// log keeps its bytes (a warning says so, once per log).
+    pub fn release_before(&self, after: u64) {
+        let state = self.lock();
+        let start = HEADER.len() as u64;
+        if after <= start || after > state.synced_bytes || state.closed {
+            return;
+        }
+        let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        if let Err(error) = rustix::fs::fallocate(&state.file, flags, start, after - start) {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(log = %self.path.display(), %error, "input log: cannot free what a checkpoint holds; logs keep growing");
+            });
+        }
     }
 
     /// Takes no more writes: once this returns, nothing more is written to the file,
@@ -448,6 +493,12 @@ fn read_frames(path: &Path, file: &mut File, length: u64, after: u64) -> Result<
     }
     let mut entries = Vec::new();
     let mut offset = HEADER.len() as u64;
+    // A checkpoint holds everything before `after` (a frame's end, made durable before
+    // the checkpoint was): what precedes it may be a hole, and is not read.
+    if after > offset {
+        reader.seek(SeekFrom::Start(after)).map_err(io)?;
+        offset = after;
+    }
     loop {
         let remaining = length - offset;
         if remaining == 0 {
@@ -472,7 +523,6 @@ fn read_frames(path: &Path, file: &mut File, length: u64, after: u64) -> Result<
         reader.read_exact(&mut payload).map_err(io)?;
         let entry = (crc32fast::hash(&payload) == crc).then(|| decode(&payload)).flatten();
         match entry {
-            Some(_) if end <= after => {}
             Some(entry) => entries.push(entry),
             // The last frame, written in part before a crash: never acknowledged.
             None if end == length => return Ok((entries, offset)),

@@ -152,3 +152,39 @@ fn a_write_that_fails_applies_nothing_and_breaks_the_log() {
     let (_, entries, torn) = Log::open(&path).unwrap();
     assert_eq!((entries, torn), (vec![records(&["kept"])], 0));
 }
+
+/// A checkpoint's pause syncs the log (clock moves included) and notes its length; once
+/// the bytes before it are released, the file keeps its length but not their blocks,
+/// and a restore reads only what follows it. A log shorter than its checkpoint says is
+/// damaged.
+#[test]
+fn a_checkpoint_truncates_the_log_it_holds() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.log");
+    let (log, _, _) = Log::open(&path).unwrap();
+    let big = "x".repeat(4096);
+    for _ in 0..64 {
+        append(&log, &records(&[&big]));
+    }
+    log.append(Write::ClockMove(90), || ()).unwrap();
+    let after = log.pause().unwrap().bytes;
+    assert_eq!(log.position().1, after);
+    // The move is sealed by the pause: the next one follows it.
+    log.append(Write::ClockMove(95), || ()).unwrap();
+    append(&log, &records(&["after"]));
+    let blocks = std::fs::metadata(&path).unwrap().blocks();
+    log.release_before(after);
+    let released = std::fs::metadata(&path).unwrap();
+    let whole = HEADER.len() as u64 + 64 * encode(&records(&[&big])).len() as u64;
+    assert!(released.len() > whole, "the file keeps its length");
+    assert!(released.blocks() < blocks / 4, "{} blocks of {blocks} still allocated", released.blocks());
+    drop(log);
+
+    let (log, entries, torn) = Log::open_after(&path, after).unwrap();
+    assert_eq!((entries, torn), (vec![Entry::Advance(95), records(&["after"])], 0));
+    drop(log);
+    let length = std::fs::metadata(&path).unwrap().len();
+    let error = Log::open_after(&path, length + 1).err().unwrap();
+    assert!(matches!(error, LogError::Damaged { offset, .. } if offset == length), "{error}");
+}
