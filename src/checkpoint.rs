@@ -120,6 +120,8 @@ pub struct PartFile {
 pub struct Store {
     dir: PathBuf,
     current: Option<Manifest>,
+    /// The last id [`Store::begin`] gave.
+    begun: u64,
 }
 
 impl Store {
@@ -141,7 +143,7 @@ impl Store {
             Some((_, name)) => Some(read_manifest(&dir.join(name))?),
             None => None,
         };
-        let store = Store { dir: dir.to_path_buf(), current };
+        let store = Store { dir: dir.to_path_buf(), current, begun: 0 };
         store.collect_garbage()?;
         Ok(store)
     }
@@ -168,9 +170,11 @@ impl Store {
         Ok(state)
     }
 
-    /// Starts the next checkpoint.
-    pub fn begin(&self) -> Checkpoint {
-        let id = self.current.as_ref().map_or(1, |m| m.id + 1);
+    /// Starts the next checkpoint. Its id follows every id begun before, committed or
+    /// not: a checkpoint that failed never lends its id to the next.
+    pub fn begin(&mut self) -> Checkpoint {
+        let id = self.current.as_ref().map_or(1, |m| m.id + 1).max(self.begun + 1);
+        self.begun = id;
         Checkpoint { dir: self.dir.clone(), id, parts: Vec::new(), bytes: 0 }
     }
 
@@ -279,7 +283,7 @@ impl Checkpoint {
         job: serde_json::Value,
     ) -> Result<Manifest, CheckpointError> {
         let previous = store.current.clone();
-        if previous.as_ref().map_or(1, |m| m.id + 1) != self.id {
+        if self.id != store.begun || previous.as_ref().is_some_and(|m| m.id >= self.id) {
             let why = format!("checkpoint {} was begun on another state of the store", self.id);
             return Err(CheckpointError::Damaged { path: self.dir, why });
         }

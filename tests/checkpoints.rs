@@ -250,3 +250,119 @@ async fn an_idle_job_takes_no_periodic_checkpoints() {
     assert_eq!(id(&job), Some(taken + 1), "one record came in: one more checkpoint");
     server.stop().await;
 }
+
+/// A checkpoint damaged on disk (a flipped byte in a part file, then a manifest cut
+/// short) fails its job alone at the next start, with the reason in its status: the
+/// server starts, the other job comes back whole, the failed one refuses ingest and can
+/// be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_checkpoint_fails_its_job_alone() {
+    use crate::service::{TestOptions, TestServer};
+    let mut server = TestServer::start().await;
+    let events: Vec<Value> =
+        (0..300).map(|i| json!({"key": format!("k{}", i % 9), "ts": i * 20, "value": i})).collect();
+    for name in ["damaged", "healthy"] {
+        let spec = json!({
+            "name": name, "dataflow": "window_agg", "checkpoint_interval_ms": 0,
+            "params": {"window": {"tumbling": {"size": 1000}}, "idle_timeout_ms": null},
+        });
+        assert_eq!(server.post("/api/v1/jobs", &spec).await.0, 201);
+        assert_eq!(server.post(&format!("/api/v1/jobs/{name}/inputs/events"), &json!(events)).await.0, 200);
+        assert_eq!(server.post(&format!("/api/v1/jobs/{name}/checkpoint"), &json!({})).await.0, 200);
+    }
+    let healthy = server.snapshot("healthy", &["windows"]).await;
+    server.stop().await;
+    let dir = server.data_dir.join("checkpoints").join("damaged");
+    let files = |prefix: &str| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        found.sort();
+        found
+    };
+
+    let part = files("part-").into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&part, bytes).unwrap();
+    let manifest = files("manifest-").pop().unwrap();
+    let whole = std::fs::read(&manifest).unwrap();
+    for damage in ["part", "manifest"] {
+        if damage == "manifest" {
+            std::fs::write(&manifest, &whole[..whole.len() / 2]).unwrap();
+        }
+        let mut again = TestServer::start_in(server.data_dir.clone(), TestOptions::default()).await;
+        assert_eq!(again.get("/healthz").await.0, 200);
+        let (_, job) = again.get("/api/v1/jobs/damaged").await;
+        assert_eq!(job["state"], "failed", "{damage}: {job}");
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(error.contains("cannot restore its checkpoint") && error.contains(damage), "{damage}: {job}");
+        let (status, body) = again.post("/api/v1/jobs/damaged/inputs/events", &json!(events[..1])).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("job_failed")), "{body}");
+        let (_, other) = again.get("/api/v1/jobs/healthy").await;
+        assert_eq!(other["state"], "running", "{other}");
+        assert_eq!(again.snapshot("healthy", &["windows"]).await, healthy, "the healthy job came back whole");
+        if damage == "manifest" {
+            assert_eq!(again.delete("/api/v1/jobs/damaged").await, 204);
+            assert!(!dir.exists(), "deleting the job deleted its checkpoints");
+        }
+        again.stop().await;
+    }
+}
+
+/// A checkpoint that cannot be written (its directory gone, a file in its place): the
+/// job runs on and takes input, its status says why, and the next good checkpoint
+/// recovers: a restart comes back from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_cannot_be_written_leaves_the_job_running() {
+    use crate::service::{TestOptions, TestServer};
+    let mut server = TestServer::start().await;
+    // No window closes: the watermark stays below every one.
+    let spec = json!({
+        "name": "w", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
+        "params": {"window": {"tumbling": {"size": 1000}}, "idle_timeout_ms": null, "max_out_of_orderness": 1_000_000},
+    });
+    assert_eq!(server.post("/api/v1/jobs", &spec).await.0, 201);
+    // Keys of their own per third: what the failed checkpoint took is changed by
+    // nothing after it.
+    let events: Vec<Value> =
+        (0..90).map(|i| json!({"key": format!("k{}-{}", i / 30, i % 4), "ts": i * 50, "value": i})).collect();
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events", &json!(events[..30])).await.0, 200);
+    assert_eq!(server.post("/api/v1/jobs/w/checkpoint", &json!({})).await.0, 200);
+
+    let dir = server.data_dir.join("checkpoints").join("w");
+    let aside = server.data_dir.join("checkpoints").join("w.aside");
+    std::fs::rename(&dir, &aside).unwrap();
+    std::fs::write(&dir, "not a directory").unwrap();
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events", &json!(events[30..60])).await.0, 200);
+    let (status, body) = server.post("/api/v1/jobs/w/checkpoint", &json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("checkpoint_failed")), "{body}");
+    let (_, job) = server.get("/api/v1/jobs/w").await;
+    assert_eq!(job["state"], "running", "{job}");
+    assert_eq!(job["checkpoint"]["id"], 1, "{job}");
+    assert!(job["checkpoint_error"].as_str().is_some_and(|e| e.contains("checkpoint")), "{job}");
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events", &json!(events[60..])).await.0, 200);
+
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&aside, &dir).unwrap();
+    // The failed one's number is not given again; it writes what the failed one could
+    // not (the operators handed their changes to it) before its own changes.
+    let (status, second) = server.post("/api/v1/jobs/w/checkpoint", &json!({})).await;
+    assert_eq!((status, second["id"].as_u64()), (200, Some(3)), "{second}");
+    let (_, job) = server.get("/api/v1/jobs/w").await;
+    assert_eq!(job["checkpoint_error"], Value::Null, "{job}");
+    let settle = json!({"watermark": 1});
+    assert_eq!(server.post("/api/v1/jobs/w/inputs/events/advance", &settle).await.0, 200);
+    let windows = server.snapshot("w", &["windows"]).await;
+    server.stop().await;
+
+    let mut again = TestServer::start_in(server.data_dir.clone(), TestOptions::default()).await;
+    let (_, job) = again.get("/api/v1/jobs/w").await;
+    assert_eq!(job["checkpoint"]["id"], 3, "{job}");
+    assert_eq!(again.post("/api/v1/jobs/w/inputs/events/advance", &settle).await.0, 200);
+    assert_eq!(again.snapshot("w", &["windows"]).await, windows, "the same windows after the restart");
+    again.stop().await;
+}

@@ -261,3 +261,75 @@ async fn watermarks_moved_by_the_wall_clock_come_back() {
     assert_eq!((input["accepted"].as_u64(), input["too_late"].as_u64()), (Some(1), Some(1)), "{status}");
     assert!(input["watermark"].as_u64().unwrap() >= 2_000, "{status}");
 }
+
+/// kill -9 while a large checkpoint is being written (every key changed since the
+/// previous one, so it rewrites them all), at seeded moments spread over the time a
+/// checkpoint that large takes: the restarted job comes back from the previous
+/// checkpoint or the new one, never from a part of one, and its windows equal what was
+/// acknowledged. The kill lands before the commit in at least one round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_a_checkpoint_is_written_keeps_the_previous_one() {
+    const KEYS: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let mut server = Server::start(dir.path(), 0).await;
+    let spec = json!({
+        "name": "d", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
+        "params": {"window": {"tumbling": {"size": 3_600_000}}, "idle_timeout_ms": null},
+    });
+    let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let post = |base: &str, path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
+    // Round r sets every key's value to r: each checkpoint after it rewrites every key.
+    let feed = |base: String, round: i64| {
+        let client = client.clone();
+        async move {
+            for chunk in (0..KEYS).collect::<Vec<_>>().chunks(5_000) {
+                let records: Vec<Value> =
+                    chunk.iter().map(|k| json!({"key": format!("k{k}"), "ts": 10, "value": round})).collect();
+                let answer = client.post(format!("{base}/api/v1/jobs/d/inputs/events")).json(&records).send();
+                assert_eq!(answer.await.unwrap().status(), 200);
+            }
+        }
+    };
+    feed(server.base.clone(), 1).await;
+    let first: Value = post(&server.base, "/api/v1/jobs/d/checkpoint", json!({})).await.unwrap().json().await.unwrap();
+    let took = first["duration_ms"].as_u64().unwrap_or_else(|| panic!("{first}")).max(5);
+
+    let mut restored_from = Vec::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for round in 2..5i64 {
+        feed(server.base.clone(), round).await;
+        let base = server.base.clone();
+        let checkpoint = tokio::spawn(post(&base, "/api/v1/jobs/d/checkpoint", json!({})));
+        let kill_at = took * rng.random_range(10..90) / 100;
+        tokio::time::sleep(Duration::from_millis(kill_at)).await;
+        server.child.kill();
+        let answered = checkpoint.await.unwrap().is_ok();
+        server = Server::start(dir.path(), round as usize).await;
+        let status: Value =
+            client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(status["state"], "running", "{status}");
+        restored_from.push((status["checkpoint"]["id"].as_u64(), answered, kill_at));
+        // An advance answers once the outputs reflect everything before it.
+        let advanced = post(&server.base, "/api/v1/jobs/d/inputs/events/advance", json!({"watermark": 1})).await;
+        assert_eq!(advanced.unwrap().status(), 200);
+        // Every key once per round, each round's value summed: nothing lost, nothing twice.
+        let answer = client.get(format!("{}/api/v1/jobs/d/outputs/windows", server.base)).send().await.unwrap();
+        let body: Value = answer.json().await.unwrap();
+        let rows = body["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), KEYS, "round {round}: {restored_from:?}");
+        let expected_sum = (1..=round).sum::<i64>() as f64;
+        let wrong: Vec<_> =
+            rows.iter().filter(|r| r["count"] != round || r["sum"].as_f64() != Some(expected_sum)).take(3).collect();
+        assert!(wrong.is_empty(), "round {round}, restored from {restored_from:?}: {wrong:?}");
+        let files = std::fs::read_dir(dir.path().join("data/checkpoints/d")).unwrap().count();
+        assert!(files <= 2 + round as usize, "files of checkpoints cut short are collected: {files}");
+    }
+    eprintln!("restored from (checkpoint, answered, killed after ms): {restored_from:?}");
+    assert!(
+        restored_from.iter().any(|(_, answered, _)| !answered),
+        "no kill landed in a checkpoint: {restored_from:?}"
+    );
+    server.child.kill();
+}

@@ -81,6 +81,7 @@ fn a_checkpoint_cut_short_leaves_the_previous_one_in_use() {
     // And a manifest cut short before its rename.
     std::fs::write(dir.path().join(format!("manifest-{:020}.json.tmp", 2)), b"{\"format\": 1, \"id\"").unwrap();
     drop(checkpoint);
+    assert_eq!(store.begin().id(), 3, "an id begun is not given again");
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.current(), Some(&first));
     assert_eq!(read(&store, "0:w"), pairs(&[("a", "1")]));

@@ -12,7 +12,7 @@
 //! operators seeded (re-partitioned over its workers), and its inputs advanced to `F`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -123,7 +123,13 @@ impl Restored {
 #[derive(Default)]
 pub(super) struct JobStore {
     request: Mutex<Option<(u64, Time)>>,
-    parts: Mutex<Vec<SavedPart>>,
+    /// The last checkpoint asked for.
+    asked: AtomicU64,
+    /// Every part handed and not yet written, oldest first, with its checkpoint's id.
+    /// A part is the operator's changes since its previous one, which it no longer
+    /// holds: a checkpoint that fails (or times out) after parts were handed keeps
+    /// them, and the next one writes them first, in its chains.
+    parts: Mutex<Vec<(u64, SavedPart)>>,
     /// Operators registered, on every worker: the parts a checkpoint waits for.
     operators: AtomicUsize,
     unsupported: Mutex<Option<String>>,
@@ -145,8 +151,8 @@ impl StateStore for JobStore {
     }
 
     fn save(&self, id: u64, part: SavedPart) {
-        if self.requested().is_some_and(|(asked, _)| asked == id) {
-            self.parts.lock().expect("parts lock").push(part);
+        if id <= self.asked.load(Ordering::SeqCst) {
+            self.parts.lock().expect("parts lock").push((id, part));
         }
     }
 
@@ -200,12 +206,14 @@ impl<E: Engine> RunningJob<E> {
         // still pending in its operator, which saves only what it has applied.
         let frontier = routers.iter().map(|r| r.clock.frontier().max(r.max_ts.unwrap_or(0))).max().unwrap_or(0) + 1;
         let checkpoint = store.begin();
-        state.parts.lock().expect("parts lock").clear();
-        *state.request.lock().expect("request lock") = Some((checkpoint.id(), frontier));
+        let id = checkpoint.id();
+        state.asked.store(id, Ordering::SeqCst);
+        *state.request.lock().expect("request lock") = Some((id, frontier));
         let advanced = routers.iter_mut().enumerate().try_for_each(|(i, router)| self.flush(i, router, frontier));
         let expected = state.operators.load(Ordering::SeqCst);
         let handed = advanced.map_err(CheckpointFailed::from).and_then(|()| {
-            let done = || state.parts.lock().expect("parts lock").len() >= expected;
+            let done =
+                || state.parts.lock().expect("parts lock").iter().filter(|(of, _)| *of == id).count() >= expected;
             if self.runtime.settle(&done, PART_TIMEOUT) { Ok(()) } else { Err(CheckpointFailed::Timeout(PART_TIMEOUT)) }
         });
         *state.request.lock().expect("request lock") = None;
@@ -217,16 +225,21 @@ impl<E: Engine> RunningJob<E> {
             positions: positions().iter().map(|(input, at)| (input.clone(), kept_position(at))).collect(),
         };
         drop(routers);
-        let parts = std::mem::take(&mut *state.parts.lock().expect("parts lock"));
+        // Parts of a failed checkpoint first (the chains are read in order), kept until
+        // a commit holds them.
+        let mut parts = state.parts.lock().expect("parts lock");
+        parts.sort_by_key(|(of, _)| *of);
         let mut checkpoint = checkpoint;
-        for part in parts {
+        for (_, part) in parts.iter() {
             let (file, mut writer) = checkpoint.part(&part.operator)?;
             writer.put_frames(&part.frames)?;
             let bytes = writer.finish()?;
             checkpoint.add(&part.operator, file, bytes, false);
         }
         let job = serde_json::to_value(&job).expect("the job's part serializes");
-        Ok(checkpoint.commit(store, frontier, at, job)?)
+        let manifest = checkpoint.commit(store, frontier, at, job)?;
+        parts.clear();
+        Ok(manifest)
     }
 
     /// Gives the routers and dead letters their restored state, and advances every

@@ -246,7 +246,16 @@ impl JobManager {
             // Served jobs take checkpoints once the manager writes them (issue 15).
             checkpoints: false,
         };
-        let (store, restored) = self.checkpoints(&name, &valid.sources, persist)?;
+        // A checkpoint that cannot be read leaves the job failed, with the reason in its
+        // status (its data directory is kept as it is, for inspection).
+        let (store, restored, unreadable) = match self.checkpoints(&name, &valid.sources, persist) {
+            Ok((store, restored)) => (store, restored, None),
+            Err(CreateError::Checkpoint(error)) if !persist => {
+                let why = format!("cannot restore its checkpoint: {error}");
+                (Err(NoCheckpoints(why.clone())), None, Some(why))
+            }
+            Err(error) => return Err(error),
+        };
         let options = JobOptions { checkpoints: store.is_ok(), ..options };
         let last = restored.as_ref().zip(store.as_ref().ok().and_then(Store::current)).map(|(_, m)| CheckpointInfo {
             id: m.id,
@@ -275,6 +284,10 @@ impl JobManager {
                 managed.stop();
                 CreateError::Persist(e)
             })?;
+        }
+        if let Some(why) = unreadable {
+            managed.give_up(why);
+            return Ok(managed);
         }
         let logs = self.data_dir.as_ref().map(|dir| log_dir(dir, &name));
         if let (Some(logs), true) = (&logs, persist) {
