@@ -29,6 +29,9 @@ use crate::pipeline::{Dataflow, DeadLetter, OutputSink, Time, TimeMode};
 use crate::runtime::{Engine, Install, JobId, Keep, Materialized, Runtime, RuntimeError};
 use params::JobParams;
 
+/// How long a restored job waits for its outputs to be rebuilt up to its checkpoint.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How a job is run.
 #[derive(Clone, Debug)]
 pub struct JobOptions {
@@ -137,6 +140,9 @@ impl<E: Engine> RunningJob<E> {
             .zip(keys)
             .map(|(name, key)| {
                 let rows = Materialized::new(workers, options.keep, key.clone(), watermark.clone());
+                if options.checkpoints {
+                    rows.track_history();
+                }
                 OutputPort { name, key, rows }
             })
             .collect();
@@ -186,6 +192,12 @@ impl<E: Engine> RunningJob<E> {
         };
         if let Some(restored) = &restored {
             job.resume_from(restored)?;
+            // Served from here on: the outputs rebuilt up to the checkpoint first.
+            let outputs = job.outputs.iter().filter(|o| o.name != crate::pipeline::DEAD_LETTER);
+            let rebuilt = || outputs.clone().all(|o| o.rows.frontier().is_none_or(|f| f >= restored.frontier()));
+            if !job.runtime.settle(&rebuilt, RESTORE_TIMEOUT) {
+                tracing::warn!(job = %name, "the outputs were not rebuilt up to the checkpoint within {RESTORE_TIMEOUT:?}");
+            }
         }
         Ok(job)
     }

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use timely::worker::Worker;
 
 pub use output::{
-    Batch, Keep, KeyAtom, KeyedChange, Materialized, OrdF64, Query, RowKey, RowText, Rows, SUBSCRIBER_QUEUE, Start,
-    Step, Subscription, Unanswerable, matches, row_key,
+    Batch, HistoryDelta, Keep, KeyAtom, KeyedChange, Materialized, OrdF64, Query, RowKey, RowText, Rows,
+    SUBSCRIBER_QUEUE, Start, Step, Subscription, Unanswerable, matches, row_key,
 };
 
 use crate::pipeline::state::StateStore;

@@ -366,3 +366,33 @@ async fn a_checkpoint_that_cannot_be_written_leaves_the_job_running() {
     assert_eq!(again.snapshot("w", &["windows"]).await, windows, "the same windows after the restart");
     again.stop().await;
 }
+
+/// Chains are compacted after checkpoints: twenty checkpoints, each after a change,
+/// leave a handful of files, not one per operator and worker each, and the job comes
+/// back from them whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_chains_are_compacted() {
+    use crate::service::{TestOptions, TestServer};
+    let mut server = TestServer::start().await;
+    let spec = json!({
+        "name": "c", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
+        "params": {"window": {"tumbling": {"size": 1000}}, "idle_timeout_ms": null},
+    });
+    assert_eq!(server.post("/api/v1/jobs", &spec).await.0, 201);
+    for i in 0..20 {
+        let events = json!([{"key": format!("k{}", i % 3), "ts": i * 400, "value": i}]);
+        assert_eq!(server.post("/api/v1/jobs/c/inputs/events", &events).await.0, 200);
+        assert_eq!(server.post("/api/v1/jobs/c/checkpoint", &json!({})).await.0, 200);
+    }
+    let files = std::fs::read_dir(server.data_dir.join("checkpoints").join("c")).unwrap().count();
+    // Uncompacted: a part per worker and one per output chain, twenty times over.
+    assert!(files <= 16, "{files} files in the checkpoint directory");
+    let settle = json!({"watermark": 1});
+    assert_eq!(server.post("/api/v1/jobs/c/inputs/events/advance", &settle).await.0, 200);
+    let windows = server.snapshot("c", &["windows"]).await;
+    server.stop().await;
+    let mut again = TestServer::start_in(server.data_dir.clone(), TestOptions::default()).await;
+    assert_eq!(again.post("/api/v1/jobs/c/inputs/events/advance", &settle).await.0, 200);
+    assert_eq!(again.snapshot("c", &["windows"]).await, windows, "the same windows after the restart");
+    again.stop().await;
+}

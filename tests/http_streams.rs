@@ -1049,11 +1049,29 @@ async fn a_resume_point_beyond_the_frontier_is_gone() {
 /// server that never stopped, fed the same requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_resumes_across_a_restart() {
+    resumes_across_a_restart(false).await;
+}
+
+/// The same, the restarted job coming back from checkpoints taken after the point the
+/// subscriber resumes from: the history before them comes back with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_resumes_across_a_restart_from_checkpoints() {
+    resumes_across_a_restart(true).await;
+}
+
+async fn resumes_across_a_restart(checkpoints: bool) {
     let mut steady = TestServer::start().await;
     let mut first = TestServer::start().await;
     for server in [&steady, &first] {
         create_http_job(server, "r", tumbling(1000, 3000)).await;
         resume_round(server, "r", 1).await;
+    }
+    // The steady server takes the same checkpoints: a checkpoint moves the frontier,
+    // which places later late records.
+    if checkpoints {
+        for server in [&steady, &first] {
+            assert_eq!(server.post("/api/v1/jobs/r/checkpoint", &json!({})).await.0, 200);
+        }
     }
     let mut a = Sse::subscribe(&steady, &subscribe_path("r", "")).await;
     let mut b = Sse::subscribe(&first, &subscribe_path("r", "")).await;
@@ -1065,9 +1083,18 @@ async fn a_subscriber_resumes_across_a_restart() {
     b.until_frontier(&mut acc_b, f2).await;
     let seen = acc_b.frontier.expect("a frontier");
     drop(b);
+    if checkpoints {
+        for server in [&steady, &first] {
+            let (status, taken) = server.post("/api/v1/jobs/r/checkpoint", &json!({})).await;
+            assert_eq!(status, 200, "{taken}");
+            assert!(taken["frontier"].as_u64() > Some(seen), "{taken} after {seen}");
+        }
+    }
     first.stop().await;
 
     let mut second = TestServer::start_in(first.data_dir.clone(), TestOptions::default()).await;
+    let (_, job) = second.get("/api/v1/jobs/r").await;
+    assert_eq!(job["checkpoint"]["id"].as_u64(), checkpoints.then_some(2), "{job}");
     for round in 3..=5 {
         for server in [&steady, &second] {
             resume_round(server, "r", round).await;

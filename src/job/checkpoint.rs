@@ -18,12 +18,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod history;
+
 use super::RunningJob;
 use crate::checkpoint::{CheckpointError, Manifest, Store};
 use crate::ingest::router::snapshot::{DeadLettersState, RouterState};
 use crate::ingest::router::{DeadLetters, InputRouter};
-use crate::pipeline::Time;
 use crate::pipeline::state::{Entries, SavedPart, StateStore};
+use crate::pipeline::{DEAD_LETTER, Time};
+use crate::runtime::Batch;
 use crate::runtime::{Engine, RuntimeError};
 use crate::source::Position;
 
@@ -86,7 +89,10 @@ pub struct Restored {
     dead_letters: DeadLettersState,
     /// Each source's position, by input name: it starts again from there.
     pub positions: BTreeMap<String, Position>,
+    /// The keyed operators' entries, by operator.
     entries: BTreeMap<String, Entries>,
+    /// Each output's retained history (`since`, batches), by output name.
+    histories: BTreeMap<String, (Time, Vec<Batch>)>,
 }
 
 impl Restored {
@@ -96,8 +102,19 @@ impl Restored {
         let job: JobPart = serde_json::from_value(manifest.job.clone())
             .map_err(|e| CheckpointError::Damaged { path: "manifest".into(), why: format!("the job's part: {e}") })?;
         let mut entries = BTreeMap::new();
+        let mut histories = BTreeMap::new();
         for operator in manifest.parts.keys() {
-            entries.insert(operator.clone(), store.read(operator)?.into_iter().collect());
+            let read: Entries = store.read(operator)?.into_iter().collect();
+            match operator.strip_prefix(history::CHAIN) {
+                Some(output) => {
+                    if let Some(history) = history::read(output, &read)? {
+                        histories.insert(output.to_string(), history);
+                    }
+                }
+                None => {
+                    entries.insert(operator.clone(), read);
+                }
+            }
         }
         let JobPart { routers, dead_letters, positions } = job;
         let positions = positions
@@ -110,7 +127,7 @@ impl Restored {
                 Ok((input, position))
             })
             .collect::<Result<_, CheckpointError>>()?;
-        Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, entries }))
+        Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, entries, histories }))
     }
 
     /// The frontier it was taken at.
@@ -218,6 +235,21 @@ impl<E: Engine> RunningJob<E> {
         });
         *state.request.lock().expect("request lock") = None;
         handed?;
+        // The outputs at `F` (nothing past it can come while the routers are held): their
+        // history up to there. Dead letters move on their own clock: theirs is taken as
+        // far as it is (the letters still live come back with the dead letters' state).
+        let at_frontier = || {
+            let mut outputs = self.outputs.iter().filter(|o| o.name != DEAD_LETTER);
+            outputs.all(|o| o.rows.frontier().is_none_or(|f| f >= frontier))
+        };
+        if !self.runtime.settle(&at_frontier, PART_TIMEOUT) {
+            return Err(CheckpointFailed::Timeout(PART_TIMEOUT));
+        }
+        for output in &self.outputs {
+            if let Some(delta) = output.rows.history_delta() {
+                state.parts.lock().expect("parts lock").push((id, history::part(&output.name, &delta)));
+            }
+        }
         let now = Instant::now();
         let job = JobPart {
             routers: self.inputs.iter().zip(&routers).map(|(i, r)| (i.name.clone(), r.snapshot(now))).collect(),
@@ -245,6 +277,12 @@ impl<E: Engine> RunningJob<E> {
     /// Gives the routers and dead letters their restored state, and advances every
     /// input to the restored frontier (after install: the operators are seeded).
     pub(super) fn resume_from(&self, restored: &Restored) -> Result<(), RuntimeError> {
+        // The outputs' history first: what the dataflow makes below `F` rebuilds them.
+        for output in &self.outputs {
+            let (since, batches) =
+                restored.histories.get(&output.name).cloned().unwrap_or((restored.frontier, Vec::new()));
+            output.rows.restore_history(since, batches, restored.frontier);
+        }
         // Inputs advance in order: a restored router's frontier is the checkpoint's.
         let now = Instant::now();
         for (i, input) in self.inputs.iter().enumerate() {

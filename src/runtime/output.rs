@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use key::{KeyAtom, OrdF64, RowKey, row_key};
-pub use served::{Batch, Query, SUBSCRIBER_QUEUE, Start, Step, Subscription, Unanswerable, matches};
+pub use served::{Batch, HistoryDelta, Query, SUBSCRIBER_QUEUE, Start, Step, Subscription, Unanswerable, matches};
 
 use crate::pipeline::{Change, Diff, OutputSink, Time};
 use served::Served;
@@ -146,6 +146,31 @@ impl Materialized {
         match &self.state.lock().expect("output lock").store {
             Store::Served(served) => served.since(),
             _ => 0,
+        }
+    }
+
+    /// A served output keeps what [`Materialized::history_delta`] needs, for the
+    /// checkpoints that will hold its history.
+    pub fn track_history(&self) {
+        if let Store::Served(served) = &mut self.state.lock().expect("output lock").store {
+            served.track_history();
+        }
+    }
+
+    /// A served output's history changes since the previous call, for a checkpoint
+    /// (`None` for outputs that keep no history).
+    pub fn history_delta(&self) -> Option<HistoryDelta> {
+        match &mut self.state.lock().expect("output lock").store {
+            Store::Served(served) => Some(served.history_delta()),
+            _ => None,
+        }
+    }
+
+    /// Gives a served output the history a checkpoint at `frontier` held (see
+    /// `Served::restore_history`); before the restored dataflow runs.
+    pub fn restore_history(&self, since: Time, batches: Vec<Batch>, frontier: Time) {
+        if let Store::Served(served) = &mut self.state.lock().expect("output lock").store {
+            served.restore_history(since, batches, frontier);
         }
     }
 

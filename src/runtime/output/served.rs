@@ -101,6 +101,30 @@ pub(crate) struct Served {
     limit: usize,
     since: Time,
     steps: broadcast::Sender<Arc<Step>>,
+    /// What checkpoints hold of the history, when they are taken.
+    marks: Option<HistoryMarks>,
+    /// Changes below this time rebuild a restored output's content (the history of
+    /// those times came back from the checkpoint): rows, not history.
+    rebuilt_below: Time,
+}
+
+/// What the checkpoints hold of an output's history: every batch up to `through`, but
+/// those forgotten since.
+#[derive(Debug, Default)]
+struct HistoryMarks {
+    through: Option<Time>,
+    forgotten: Vec<Time>,
+}
+
+/// What changed in an output's history since the previous checkpoint.
+#[derive(Debug, Default)]
+pub struct HistoryDelta {
+    /// The oldest time the history covers.
+    pub since: Time,
+    /// Batches added since, oldest first.
+    pub added: Vec<Batch>,
+    /// Times of the batches it forgot since.
+    pub forgotten: Vec<Time>,
 }
 
 impl Served {
@@ -114,7 +138,35 @@ impl Served {
             limit: history,
             since: 0,
             steps: broadcast::channel(SUBSCRIBER_QUEUE).0,
+            marks: None,
+            rebuilt_below: 0,
         }
+    }
+
+    /// Keeps what [`Served::history_delta`] needs: checkpoints will hold the history.
+    pub(crate) fn track_history(&mut self) {
+        self.marks.get_or_insert_with(HistoryMarks::default);
+    }
+
+    /// The history's changes since the previous call (the first: all of it), for a
+    /// checkpoint.
+    pub(crate) fn history_delta(&mut self) -> HistoryDelta {
+        let marks = self.marks.get_or_insert_with(HistoryMarks::default);
+        let through = marks.through;
+        let added: Vec<Batch> = self.history.iter().filter(|b| through.is_none_or(|t| b.time > t)).cloned().collect();
+        marks.through = added.last().map(|b| b.time).or(through);
+        HistoryDelta { since: self.since, added, forgotten: std::mem::take(&mut marks.forgotten) }
+    }
+
+    /// Takes back the history a checkpoint at `frontier` held (`batches`, oldest first,
+    /// covering times from `since`): the changes the restored job's dataflow makes
+    /// below `frontier` rebuild the rows and are not history.
+    pub(crate) fn restore_history(&mut self, since: Time, batches: Vec<Batch>, frontier: Time) {
+        self.retained = batches.iter().map(|b| b.changes.len()).sum();
+        self.marks = Some(HistoryMarks { through: batches.last().map(|b| b.time), forgotten: Vec::new() });
+        self.history = batches.into();
+        self.since = since;
+        self.rebuilt_below = frontier;
     }
 
     /// The number of rows (with multiplicities).
@@ -125,6 +177,7 @@ impl Served {
     /// Applies the changes of a frontier step (all at times below `frontier`).
     pub(crate) fn step(&mut self, mut changes: Vec<KeyedChange>, frontier: Option<Time>, watermark: Time) {
         self.apply_net(&changes);
+        changes.retain(|c| c.time >= self.rebuilt_below);
         changes.sort_by(|a, b| (a.time, &a.row).cmp(&(b.time, &b.row)));
         let mut batches = Vec::new();
         let mut changes = changes.into_iter().peekable();
@@ -150,6 +203,9 @@ impl Served {
             let Some(oldest) = self.history.pop_front() else { break };
             self.retained -= oldest.changes.len();
             self.since = oldest.time + 1;
+            if let Some(marks) = &mut self.marks {
+                marks.forgotten.push(oldest.time);
+            }
         }
         // No receivers is fine: nobody is subscribed.
         let _ = self.steps.send(Arc::new(Step { batches, frontier, watermark, rendered: OnceLock::new() }));
