@@ -825,3 +825,90 @@ async fn a_paused_broker_loses_nothing() {
     assert_sink_exact(&api, kafka, "paused", &sink).await;
     server.stop().await;
 }
+
+/// Broker faults injected by librdkafka's mock cluster (no real broker needed): fetch
+/// and produce requests fail with `NOT_LEADER_FOR_PARTITION` and timeouts, and every
+/// broker answers after 500 ms, while records keep coming. Meanwhile `/healthz`
+/// answers with a p99 under 200 ms and the job stays running; once the faults end the
+/// job catches up within 30 s, its windows equal the reference, and its sink topic
+/// sums to exactly the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_broker_faults_lose_nothing() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = MockCluster::new(3).expect("a mock cluster");
+    let kafka = Kafka { brokers: mock.bootstrap_servers() };
+    let (topic, sink) = ("faults", "faults-sink");
+    mock.create_topic(topic, 3, 1).expect("topic");
+    mock.create_topic(sink, 3, 1).expect("sink topic");
+    let first = events(12, 3, 800, 0);
+    kafka.produce(topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("faults", &kafka.brokers, topic, Some(sink))).await;
+    assert_eq!(code, 201, "{body}");
+    api.wait_until("faults", "the first records", |s| {
+        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
+    })
+    .await;
+
+    use RDKafkaRespErr::{
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION as NOT_LEADER, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT as TIMED_OUT,
+    };
+    // Each of the next 40 requests of a kind fails, alternately.
+    let errors: Vec<RDKafkaRespErr> = (0..40).map(|i| if i % 2 == 0 { NOT_LEADER } else { TIMED_OUT }).collect();
+    mock.request_errors(RDKafkaApiKey::Fetch, &errors);
+    mock.request_errors(RDKafkaApiKey::Produce, &errors);
+    for broker in 1..=3 {
+        mock.broker_round_trip_time(broker, Duration::from_millis(500)).expect("round trip time");
+    }
+    let second = events(13, 3, 800, 100_000);
+    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    // Records keep coming through the faults: a chunk a second.
+    let producing = {
+        let (kafka, topic) = (Kafka { brokers: kafka.brokers.clone() }, topic.to_string());
+        std::thread::spawn(move || {
+            for chunk in messages.chunks(messages.len() / 6 + 1) {
+                kafka.produce(&topic, chunk);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    let mut latencies = Vec::new();
+    let faults_end = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < faults_end {
+        let asked = Instant::now();
+        let answer = api.client.get(format!("{}/healthz", api.base)).send().await.expect("healthz");
+        assert_eq!(answer.status(), 200);
+        latencies.push(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let (_, status) = api.get("/api/v1/jobs/faults").await;
+    assert_eq!(status["state"], "running", "{status}");
+    // The faults bit: the source reports them, and has not read everything yet.
+    let input = &status["inputs"]["events"];
+    assert!(
+        input["error"].is_string() && input["accepted"].as_u64() < Some((first.len() + second.len()) as u64),
+        "{input:#}"
+    );
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    assert!(p99 < Duration::from_millis(200), "/healthz p99 {p99:?} during the faults");
+    for broker in 1..=3 {
+        mock.broker_round_trip_time(broker, Duration::ZERO).expect("round trip time");
+    }
+    mock.clear_request_errors(RDKafkaApiKey::Fetch);
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    let ended = Instant::now();
+    tokio::task::spawn_blocking(move || producing.join().expect("producer")).await.unwrap();
+
+    api.wait_caught_up("faults", 3).await;
+    assert!(ended.elapsed() < Duration::from_secs(30), "caught up {:?} after the faults ended", ended.elapsed());
+    let (_, rows) = api.rows("faults", "windows").await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    assert_windows(&rows, &reference(&all));
+    assert_sink_exact(&api, &kafka, "faults", sink).await;
+    server.stop().await;
+}
