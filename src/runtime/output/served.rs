@@ -203,7 +203,8 @@ impl Served {
             let Some(oldest) = self.history.pop_front() else { break };
             self.retained -= oldest.changes.len();
             self.since = oldest.time + 1;
-            if let Some(marks) = &mut self.marks {
+            // Only what a checkpoint holds needs removing from it.
+            if let Some(marks) = self.marks.as_mut().filter(|m| m.through.is_some_and(|t| oldest.time <= t)) {
                 marks.forgotten.push(oldest.time);
             }
         }
@@ -396,6 +397,41 @@ mod tests {
         let past = s.query(&Query { as_of: Some(2), ..Query::default() }).unwrap();
         assert_eq!(texts(past), vec![(r#"{"k":"a","s":0}"#.into(), 1), (r#"{"k":"b","s":0}"#.into(), 1)]);
         assert_eq!(s.len(), 3);
+    }
+
+    /// A checkpoint's delta holds the batches added since the previous one and removes
+    /// only forgotten batches a checkpoint held; a restored output's rebuild below the
+    /// checkpoint's frontier changes its rows, not its history.
+    #[test]
+    fn history_deltas_and_restored_history() {
+        let mut s = Served::new(vec!["k".into(), "s".into()], 4);
+        s.step(vec![change(r#"{"k":"a","s":0}"#, 1, 1)], Some(2), 2);
+        s.track_history();
+        // Forgotten before any checkpoint held it: nothing to remove.
+        s.step(vec![change(r#"{"k":"b","s":0}"#, 2, 1), change(r#"{"k":"c","s":0}"#, 2, 1)], Some(3), 3);
+        s.step(vec![change(r#"{"k":"d","s":0}"#, 3, 1), change(r#"{"k":"e","s":0}"#, 3, 1)], Some(4), 4);
+        let first = s.history_delta();
+        assert_eq!((first.since, first.forgotten.len()), (2, 0));
+        assert_eq!(first.added.iter().map(|b| b.time).collect::<Vec<_>>(), vec![2, 3]);
+        s.step(vec![change(r#"{"k":"f","s":0}"#, 4, 1)], Some(5), 5);
+        let second = s.history_delta();
+        assert_eq!((second.since, second.forgotten), (3, vec![2]));
+        assert_eq!(second.added.iter().map(|b| b.time).collect::<Vec<_>>(), vec![4]);
+
+        let mut restored = Served::new(vec!["k".into(), "s".into()], 4);
+        let batches: Vec<Batch> = s.history.iter().cloned().collect();
+        restored.restore_history(3, batches, 5);
+        let rebuilt = ["a", "b", "c", "d", "e", "f"].map(|k| change(&format!(r#"{{"k":"{k}","s":0}}"#), 4, 1));
+        restored.step(rebuilt.to_vec(), Some(5), 5);
+        assert_eq!(restored.query(&Query::default()), s.query(&Query::default()));
+        for as_of in 2..5 {
+            let query = Query { as_of: Some(as_of), ..Query::default() };
+            assert_eq!(restored.query(&query), s.query(&query), "as of {as_of}");
+        }
+        let backlog = |s: &Served| s.subscribe(Start::Since(3), Some(5)).unwrap().backlog;
+        let times = |b: Vec<Batch>| b.iter().map(|b| (b.time, b.changes.len())).collect::<Vec<_>>();
+        assert_eq!(times(backlog(&restored)), times(backlog(&s)));
+        assert!(restored.history_delta().added.is_empty(), "the restored batches are held already");
     }
 
     #[test]
