@@ -16,7 +16,7 @@
 #   scripts/bench.sh --recovery [options]  # recovery time after kill -9, 1M and 5M events, with and
 #                              # without a checkpoint (scripts/recovery_time.py)
 #   scripts/bench.sh --checkpoint-throughput [options]  # HTTP ingest with checkpoints every 10 s
-#                              # against none, interleaved (scripts/checkpoint_throughput.py)
+#                              # against none, alternating (serve_load checkpoints, benches/serve/checkpoints.rs)
 #   scripts/bench.sh --micro   # Criterion micro-benchmarks of the hot operators (benches/operators.rs)
 #
 # BENCH_PROFILE=debug uses debug builds (scripts/test.sh runs `--nexmark --quick` so, as
@@ -256,11 +256,12 @@ case "${1:-}" in
         python3 scripts/recovery_time.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-recovery.txt
         exit 0 ;;
     --checkpoint-throughput)
-        # HTTP ingest throughput, 4 client threads, a job checkpointing every 10 s against
-        # one that never does, interleaved; options --events N --repeat 3
-        # --checkpoint-interval-ms 10000 --threads 4 (scripts/checkpoint_throughput.py).
-        build
-        python3 scripts/checkpoint_throughput.py bench-data/bin/tidemark "${@:2}" | tee bench-data/results-checkpoint-throughput.txt
+        # HTTP ingest throughput (serve_load's: 4 connections, NDJSON batches of 1,000) of
+        # a job checkpointing every 10 s against one that never does, fresh servers, order
+        # alternating; default 30 s per run, 3 pairs (benches/serve/checkpoints.rs).
+        build serve_load
+        bench-data/bin/serve_load checkpoints --binary bench-data/bin/tidemark --seconds 30 "${@:2}" \
+            | tee bench-data/results-checkpoint-throughput.txt
         exit 0 ;;
     --loops)
         build kmeans_load

@@ -26,6 +26,9 @@
 //!   medians, secure/plain throughput and secure − plain p99, against the targets
 //!   (at most 5% of throughput, at most 1 ms of p99).
 //!
+//! - **checkpoints** (see `checkpoints.rs`): throughput of a job checkpointing every
+//!   10 s against one that never does, a fresh server for each, `--repeat` pairs.
+//!
 //! ```sh
 //! cargo build --release --bin tidemark --examples
 //! target/release/examples/serve_load            # both, the figures of BENCHMARKS.md
@@ -39,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 
+mod checkpoints;
 mod security;
 #[path = "../common/server.rs"]
 mod server;
@@ -73,7 +77,7 @@ fn args() -> Args {
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "latency" | "throughput" | "all" | "security" => args.mode = arg.clone(),
+            "latency" | "throughput" | "all" | "security" | "checkpoints" => args.mode = arg.clone(),
             "--rates" => args.rates = Some(value().split(',').map(|r| r.parse().expect("rate")).collect()),
             "--subscribers" => args.subscribers = value().parse().expect("subscribers"),
             "--seconds" => args.seconds = value().parse().expect("seconds"),
@@ -137,8 +141,16 @@ fn now_ms() -> u64 {
 }
 
 async fn create_job(client: &reqwest::Client, target: &Target, name: &str) {
-    let spec = json!({"name": name, "dataflow": "window_agg",
+    create_job_checkpointing(client, target, name, None).await;
+}
+
+/// [`create_job`] with `checkpoint_interval_ms` if given (else the default, 10 s).
+async fn create_job_checkpointing(client: &reqwest::Client, target: &Target, name: &str, interval: Option<u64>) {
+    let mut spec = json!({"name": name, "dataflow": "window_agg",
         "params": {"window": {"tumbling": {"size": 1000}}, "retention": 10000, "idle_timeout_ms": null}});
+    if let Some(interval) = interval {
+        spec["checkpoint_interval_ms"] = json!(interval);
+    }
     let request = target.as_admin(client.post(format!("{}/api/v1/jobs", target.server.base)));
     let response = request.json(&spec).send().await.expect("create job");
     assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
@@ -257,9 +269,19 @@ async fn latency(target: &Target, rate: u64, subscribers: usize, seconds: u64) -
 }
 
 async fn throughput(target: &Target, connections: usize, seconds: u64) -> Throughput {
+    throughput_checkpointing(target, connections, seconds, None).await
+}
+
+/// [`throughput`] of a job checkpointing every `interval` ms if given.
+async fn throughput_checkpointing(
+    target: &Target,
+    connections: usize,
+    seconds: u64,
+    interval: Option<u64>,
+) -> Throughput {
     let client = reqwest::Client::new();
     let server = &target.server;
-    create_job(&client, target, "throughput").await;
+    create_job_checkpointing(&client, target, "throughput", interval).await;
     let url = format!("{}/api/v1/jobs/throughput/inputs/events", server.base);
     let accepted = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -304,6 +326,9 @@ async fn main() {
     let args = args();
     if args.mode == "security" {
         return security::compare(&args).await;
+    }
+    if args.mode == "checkpoints" {
+        return checkpoints::compare(&args).await;
     }
     let rates = args.rates.clone().unwrap_or_else(|| vec![1000, 10_000, 100_000]);
     let target = Target { server: ServerProcess::start(&args.binary, args.workers, &[]), tokens: None };

@@ -161,6 +161,7 @@ impl<K: Data, D: Data> Snapshot for Dedupe<K, D> {
     }
 
     fn track_settled(&mut self) {
+        self.keys.track();
         self.settled.get_or_insert_with(Vec::new);
     }
 

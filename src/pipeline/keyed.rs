@@ -111,14 +111,17 @@ impl<K> Default for Timers<K> {
 /// key, so anything that refers to slots by number (timers) must re-check state
 /// rather than act blindly.
 ///
-/// Slots also remember which keys changed since the last checkpoint
-/// ([`KeySlots::save_changed`]): every slot [marked](KeySlots::mark), and every key
-/// released.
+/// Once [tracking](KeySlots::track), slots also remember which keys changed since the
+/// last checkpoint ([`KeySlots::save_changed`]): every slot [marked](KeySlots::mark),
+/// and every key released.
 pub(crate) struct KeySlots<K, S> {
     index: HashMap<K, u32>,
     slots: Vec<Slot<K, S>>,
     free: Vec<u32>,
     dirty: Vec<u32>,
+    /// Whether checkpoints are taken ([`KeySlots::track`]): only then are changed and
+    /// released keys remembered.
+    tracking: bool,
     changed: Vec<u32>,
     removed: Vec<K>,
 }
@@ -162,7 +165,7 @@ impl<K: Data, S: Default> KeySlots<K, S> {
                 slot.dirty = true;
                 self.dirty.push(id);
             }
-            if !slot.changed {
+            if self.tracking && !slot.changed {
                 slot.changed = true;
                 self.changed.push(id);
             }
@@ -234,8 +237,17 @@ impl<K: Data, S: Default> KeySlots<K, S> {
             self.index.remove(&key);
             slot.state = S::default();
             self.free.push(id);
-            self.removed.push(key);
+            if self.tracking {
+                self.removed.push(key);
+            }
         }
+    }
+
+    /// From now on, remembers the keys that change or are released, for
+    /// [`KeySlots::save_changed`]: once checkpoints are on (a job without them would
+    /// keep every key it ever released).
+    pub(crate) fn track(&mut self) {
+        self.tracking = true;
     }
 }
 
@@ -246,6 +258,7 @@ impl<K, S> Default for KeySlots<K, S> {
             slots: Vec::new(),
             free: Vec::new(),
             dirty: Vec::new(),
+            tracking: false,
             changed: Vec::new(),
             removed: Vec::new(),
         }
@@ -399,5 +412,27 @@ mod tests {
         assert_eq!(timers.take_due(20), vec!["a", "b"]);
         assert_eq!(timers.take_due(25), Vec::<&str>::new());
         assert_eq!(timers.take_due(Time::MAX), vec!["c"]);
+    }
+
+    /// Untracked slots remember nothing for checkpoints (a job without them would keep
+    /// every key it ever released); tracked ones hand the released and changed keys.
+    #[test]
+    fn slots_remember_changes_only_when_tracking() {
+        let mut slots: KeySlots<u64, u64> = KeySlots::default();
+        for key in 0..1000 {
+            let id = slots.slot(key);
+            slots.mark(id);
+            slots.release(id);
+        }
+        assert!(slots.removed.is_empty() && slots.changed.is_empty());
+        slots.track();
+        let kept = slots.slot(1);
+        slots.mark(kept);
+        let gone = slots.slot(2);
+        slots.mark(gone);
+        slots.release(gone);
+        let mut saved = Vec::new();
+        slots.save_changed(false, &mut |key, state| saved.push((*key, state.copied())), |state| Some(state));
+        assert_eq!(saved, vec![(2, None), (1, Some(0))]);
     }
 }

@@ -291,6 +291,7 @@ impl<K: Data, L: GroupLogic, F: Fn(&K) -> L + 'static> Snapshot for Groups<K, L,
     /// Also makes every group keep the rows it shows from now on, which a checkpoint
     /// needs: the operator calls it before any update.
     fn track_settled(&mut self) {
+        self.groups.track();
         self.settled.get_or_insert_with(Vec::new);
     }
 

@@ -237,6 +237,7 @@ impl<K: Data, D: Data, E: Data> Snapshot for IntervalJoin<K, D, E> {
     }
 
     fn track_settled(&mut self) {
+        self.keys.track();
         self.settled.get_or_insert_with(Vec::new);
     }
 

@@ -140,6 +140,7 @@ impl<K: Data, A: Aggregate> Snapshot for FixedWindows<K, A> {
     }
 
     fn track_settled(&mut self) {
+        self.keys.track();
         self.settled.get_or_insert_with(Vec::new);
     }
 

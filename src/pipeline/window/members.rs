@@ -145,7 +145,9 @@ impl<D: Data> Snapshot for Members<D> {
         }
     }
 
-    fn track_settled(&mut self) {}
+    fn track_settled(&mut self) {
+        self.keys.track();
+    }
 
     fn take_settled(&mut self) -> Vec<(Window, D)> {
         Vec::new()
@@ -218,7 +220,7 @@ impl<D: Data> Snapshot for PassThrough<D> {
     }
 
     fn track_settled(&mut self) {
-        self.counts.get_or_insert_with(KeySlots::default);
+        self.counts.get_or_insert_with(KeySlots::default).track();
     }
 
     fn take_settled(&mut self) -> Vec<D> {

@@ -254,6 +254,7 @@ impl<K: Data, A: Aggregate> Snapshot for Sessions<K, A> {
     }
 
     fn track_settled(&mut self) {
+        self.keys.track();
         self.settled.get_or_insert_with(Vec::new);
     }
 
