@@ -6,10 +6,14 @@
 //! move gets through meanwhile), asks for a checkpoint at a new frontier `F` past every
 //! record placed (records ahead of the watermark are placed at their event time) and
 //! advances every input to it, waits for every keyed operator on every worker to hand
-//! its part, then writes the parts and a manifest holding `F`, the routers' and dead
-//! letters' state and the sources' positions ([`crate::checkpoint::Store`]). A job
-//! started [from](RunningJob::start_from) a checkpoint gets its routers back, its keyed
-//! operators seeded (re-partitioned over its workers), and its inputs advanced to `F`.
+//! its part and for every output to reach `F` (each output's history changes are a part
+//! too, see `history`), then writes the parts and a manifest holding `F`, the routers'
+//! and dead letters' state and the sources' positions ([`crate::checkpoint::Store`]).
+//! An operator hands its changes once: parts of a checkpoint that failed are kept and
+//! written first by the next one, whose id is never the failed one's. A job started
+//! [from](RunningJob::start_from) a checkpoint gets its routers and outputs' histories
+//! back, its keyed operators seeded (re-partitioned over its workers), and its inputs
+//! advanced to `F`; it is served once its outputs are rebuilt up to `F`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
