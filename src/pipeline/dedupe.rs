@@ -123,10 +123,7 @@ impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
                 keep
             });
             let empty = windows.is_empty();
-            self.keys.mark(id);
-            if empty {
-                self.keys.release(id);
-            }
+            self.keys.shrunk(id, empty);
         }
     }
 

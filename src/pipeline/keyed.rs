@@ -243,6 +243,15 @@ impl<K: Data, S: Default> KeySlots<K, S> {
         }
     }
 
+    /// Marks slot `id` after its state shrank ([`KeySlots::mark`]), and releases it if
+    /// that left it `empty`.
+    pub(crate) fn shrunk(&mut self, id: u32, empty: bool) {
+        self.mark(id);
+        if empty {
+            self.release(id);
+        }
+    }
+
     /// From now on, remembers the keys that change or are released, for
     /// [`KeySlots::save_changed`]: once checkpoints are on (a job without them would
     /// keep every key it ever released).

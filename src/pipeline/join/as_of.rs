@@ -176,10 +176,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for AsOfJoin<K, D, E> {
                 keep
             });
             let empty = state.stream.is_empty() && state.table.is_empty();
-            self.keys.mark(id);
-            if empty {
-                self.keys.release(id);
-            }
+            self.keys.shrunk(id, empty);
         }
         let settled = ws.min(wt);
         for id in self.table_timers.take_due(settled) {

@@ -192,10 +192,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for IntervalJoin<K, D, E> {
             let Some((key, state)) = self.keys.get(id) else { continue };
             state.retire(self.bounds, key, (wl, wr), self.settled.as_mut());
             let empty = state.left.is_empty() && state.right.is_empty();
-            self.keys.mark(id);
-            if empty {
-                self.keys.release(id);
-            }
+            self.keys.shrunk(id, empty);
         }
     }
 

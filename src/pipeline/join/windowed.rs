@@ -102,10 +102,7 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for WindowJoin<K, D, E> {
                 keep
             });
             let empty = open.is_empty();
-            self.keys.mark(id);
-            if empty {
-                self.keys.release(id);
-            }
+            self.keys.shrunk(id, empty);
         }
     }
 

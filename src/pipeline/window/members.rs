@@ -104,10 +104,7 @@ impl<D: Data> KeyedLogic for Members<D> {
                 let (_, count) = entries.swap_remove(i);
                 self.changes.push(((window, record.clone()), -count));
                 let empty = entries.is_empty();
-                self.keys.mark(id);
-                if empty {
-                    self.keys.release(id);
-                }
+                self.keys.shrunk(id, empty);
             }
         }
     }
