@@ -63,6 +63,19 @@ pub enum StartAt {
     Latest,
 }
 
+/// Where a Kafka sink's topic stood at a progress message that every partition
+/// received: the data messages before `offsets` (in each partition, the offset just
+/// after that progress message) sum to the output's content at `progress`. A checkpoint
+/// keeps it, so that a restored sink reads back only what follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkPosition {
+    /// The progress message's frontier.
+    pub progress: crate::pipeline::Time,
+    /// The offset after it, by partition.
+    pub offsets: Offsets,
+}
+
 /// A Kafka sink as a job spec gives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

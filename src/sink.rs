@@ -12,7 +12,7 @@ pub mod kafka;
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::Materialized;
 
@@ -34,19 +34,40 @@ pub enum SinkStatus {
     Kafka(kafka::KafkaSinkStatus),
 }
 
+/// Where a sink's destination stood at a point it can resume from (kept by
+/// checkpoints, `{"kafka": {"progress": P, "offsets": {PARTITION: OFFSET}}}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkPosition {
+    /// A Kafka sink's topic.
+    Kafka(crate::kafka::SinkPosition),
+}
+
 /// A running sink.
 pub trait Sink: Send + Sync {
     /// Where it stands.
     fn status(&self) -> SinkStatus;
+    /// Where it can resume from (none if it does not know yet).
+    fn position(&self) -> Option<SinkPosition>;
     /// Stops it, waiting for its thread to finish.
     fn stop(&self);
 }
 
 impl SinkSpec {
-    /// Starts writing `output` (keyed by `key_fields`); `name` names the sink in logs.
-    pub fn start(&self, name: String, output: Arc<Materialized>, key_fields: Vec<String>) -> Arc<dyn Sink> {
+    /// Starts writing `output` (keyed by `key_fields`), from `from` if a checkpoint
+    /// kept where the sink stood; `name` names the sink in logs.
+    pub fn start(
+        &self,
+        name: String,
+        output: Arc<Materialized>,
+        key_fields: Vec<String>,
+        from: Option<SinkPosition>,
+    ) -> Arc<dyn Sink> {
         match self {
-            SinkSpec::Kafka(spec) => Arc::new(kafka::KafkaSink::start(name, spec.clone(), output, key_fields)),
+            SinkSpec::Kafka(spec) => {
+                let from = from.map(|SinkPosition::Kafka(position)| position);
+                Arc::new(kafka::KafkaSink::start(name, spec.clone(), output, key_fields, from))
+            }
         }
     }
 }

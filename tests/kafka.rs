@@ -23,7 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::harness::{self, Expected, Reference};
-use crate::service::{Child, TestServer, spawn_in};
+use crate::service::{Child, TestServer, spawn_in_with};
 
 // ---------------------------------------------------------------------------
 // The broker
@@ -627,7 +627,12 @@ struct Process {
 
 impl Process {
     async fn start(data_dir: &Path) -> Process {
-        let (child, base) = spawn_in(data_dir, &format!("server-{}", unique("run"))).await;
+        Process::start_with(data_dir, &[]).await
+    }
+
+    /// A server with more arguments (`--history 0`).
+    async fn start_with(data_dir: &Path, args: &[&str]) -> Process {
+        let (child, base) = spawn_in_with(data_dir, &format!("server-{}", unique("run")), args).await;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         Process { child, api: Api { base, client } }
     }
@@ -685,11 +690,52 @@ async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
 /// A job restored from a checkpoint reads only what came after it: killed after a
 /// checkpoint and more input, the restarted job's status counts exactly the records
 /// after the checkpoint as read again, its windows equal the reference over the whole
-/// topic, and its sink topic sums to exactly the output.
+/// topic, and its sink reads back only what it wrote after the checkpoint, its topic
+/// summing to exactly the output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_job_reads_only_what_follows_its_checkpoint() {
     let Some(kafka) = broker() else { return };
-    let (topic, sink) = (unique("checkpointed"), unique("checkpointed-sink"));
+    let restored = restore_from_a_checkpoint(&kafka, "checkpointed", &[]).await;
+    assert!(restored.read_back["from"].is_u64(), "the sink read its whole topic back: {}", restored.read_back);
+    let messages = restored.read_back["messages"].as_u64().unwrap() as usize;
+    assert!(
+        (1..=restored.at_kill - restored.before_checkpoint).contains(&messages),
+        "read back {messages} of {} messages, {} of them written before the checkpoint",
+        restored.at_kill,
+        restored.before_checkpoint
+    );
+}
+
+/// The same with no output history kept (`--history 0`): the output's changes since
+/// the sink's position are gone, so the restored sink reads its whole topic back, and
+/// its topic still sums to exactly the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_sink_without_history_reads_its_whole_topic() {
+    let Some(kafka) = broker() else { return };
+    let restored = restore_from_a_checkpoint(&kafka, "unhistoried", &["--history", "0"]).await;
+    assert!(restored.read_back["from"].is_null(), "{}", restored.read_back);
+    assert!(
+        restored.read_back["messages"].as_u64().unwrap() as usize >= restored.at_kill,
+        "read back {} of {} messages",
+        restored.read_back,
+        restored.at_kill
+    );
+}
+
+/// What [`restore_from_a_checkpoint`] saw of the sink.
+struct Restored {
+    /// Sink topic messages before the checkpoint, and when the server was killed.
+    before_checkpoint: usize,
+    at_kill: usize,
+    /// The sink's `read_back` after the restart.
+    read_back: Value,
+}
+
+/// Runs job `name` on a server started with `args`: reads 6,000 records, checkpoints,
+/// reads 1,500 more, is killed, and restarts from the checkpoint; checks what was read
+/// again, the windows and the sink topic's sum.
+async fn restore_from_a_checkpoint(kafka: &Kafka, name: &str, args: &[&str]) -> Restored {
+    let (topic, sink) = (unique(name), unique(&format!("{name}-sink")));
     kafka.create_topic(&topic, 3).await;
     let first = events(8, 3, 2000, 0);
     kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
@@ -703,42 +749,45 @@ async fn a_restored_job_reads_only_what_follows_its_checkpoint() {
     };
 
     let dir = tempfile::tempdir().unwrap();
-    let mut process = Process::start(dir.path()).await;
-    let mut spec = job_spec("checkpointed", &kafka.brokers, &topic, Some(&sink));
+    let mut process = Process::start_with(dir.path(), args).await;
+    let mut spec = job_spec(name, &kafka.brokers, &topic, Some(&sink));
     spec["checkpoint_interval_ms"] = json!(0);
     let (code, body) = process.api.post("/api/v1/jobs", &spec).await;
     assert_eq!(code, 201, "{body}");
-    process.api.wait_until("checkpointed", "the first events to be read", read_to_the_end(first.len())).await;
-    let (code, taken) = process.api.post("/api/v1/jobs/checkpointed/checkpoint", &json!({})).await;
+    process.api.wait_until(name, "the first events to be read", read_to_the_end(first.len())).await;
+    assert_sink_exact(&process.api, kafka, name, &sink).await;
+    let before_checkpoint = kafka.read_all(&sink).len();
+    let (code, taken) = process.api.post(&format!("/api/v1/jobs/{name}/checkpoint"), &json!({})).await;
     assert_eq!(code, 200, "{taken}");
 
     let second = events(9, 3, 500, 100_000);
     kafka.produce(&topic, &second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    process.api.wait_until(name, "the second events to be read", read_to_the_end(first.len() + second.len())).await;
     process
         .api
-        .wait_until("checkpointed", "the second events to be read", read_to_the_end(first.len() + second.len()))
-        .await;
-    process
-        .api
-        .wait_until("checkpointed", "the sink to write", |s| {
+        .wait_until(name, "the sink to write", |s| {
             s["outputs"]["windows"]["sink"]["delivered"].as_u64().is_some_and(|d| d > 100)
         })
         .await;
     process.kill();
+    let at_kill = kafka.read_all(&sink).len();
+    assert!(at_kill > before_checkpoint, "the sink wrote {at_kill} messages, {before_checkpoint} before");
 
-    let process = Process::start(dir.path()).await;
+    let process = Process::start_with(dir.path(), args).await;
     kafka.produce(&topic, &end_markers(3));
-    let status = process.api.wait_caught_up("checkpointed", 3).await;
+    let status = process.api.wait_caught_up(name, 3).await;
     assert_eq!(status["checkpoint"]["id"], taken["id"], "restored from {taken}: {status:#}");
     assert_eq!(
         status["inputs"]["events"]["records_read"],
         json!(second.len() + 3),
         "read again: the records after the checkpoint and the end markers, nothing before: {status:#}"
     );
-    let (_, rows) = process.api.rows("checkpointed", "windows").await;
+    let (_, rows) = process.api.rows(name, "windows").await;
     let all: Vec<_> = first.iter().chain(&second).cloned().collect();
     assert_windows(&rows, &reference(&all));
-    assert_sink_exact(&process.api, &kafka, "checkpointed", &sink).await;
+    assert_sink_exact(&process.api, kafka, name, &sink).await;
+    let status = process.api.get(&format!("/api/v1/jobs/{name}")).await.1;
+    Restored { before_checkpoint, at_kill, read_back: status["outputs"]["windows"]["sink"]["read_back"].clone() }
 }
 
 /// An idle job whose input follows the wall clock steps its output every 100 ms; its

@@ -167,9 +167,15 @@ pub async fn spawn_binary(config: &Path, data_dir: &Path, log: PathBuf) -> (Chil
 /// server killed there can be started again on the same data; its log is
 /// `dir/<log>.log`.
 pub async fn spawn_in(dir: &Path, log: &str) -> (Child, String) {
+    spawn_in_with(dir, log, &[]).await
+}
+
+/// [`spawn_in`] with more arguments.
+pub async fn spawn_in_with(dir: &Path, log: &str, args: &[&str]) -> (Child, String) {
     let config = dir.join("empty.toml");
     std::fs::write(&config, "").expect("empty config");
-    spawn_binary(&config, &dir.join("data"), dir.join(format!("{log}.log"))).await
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    spawn_binary_with(&config, &dir.join("data"), dir.join(format!("{log}.log")), &args, "info").await
 }
 
 /// [`spawn_binary`] with more arguments (`--listen` among them replaces the default)

@@ -8,12 +8,14 @@
 //! advances every input to it, waits for every keyed operator on every worker to hand
 //! its part and for every output to reach `F` (each output's history changes are a part
 //! too, see `history`), then writes the parts and a manifest holding `F`, the routers'
-//! and dead letters' state and the sources' positions ([`crate::checkpoint::Store`]).
+//! and dead letters' state, the sources' positions and where each sink stood
+//! ([`crate::checkpoint::Store`]).
 //! An operator hands its changes once: parts of a checkpoint that failed are kept and
 //! written first by the next one, whose id is never the failed one's. A job started
 //! [from](RunningJob::start_from) a checkpoint gets its routers and outputs' histories
 //! back, its keyed operators seeded (re-partitioned over its workers), and its inputs
-//! advanced to `F`; it is served once its outputs are rebuilt up to `F`.
+//! advanced to `F`; it is served once its outputs are rebuilt up to `F`, and its sinks
+//! read their destinations back from where they stood.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -32,6 +34,7 @@ use crate::pipeline::state::{Entries, SavedPart, StateStore};
 use crate::pipeline::{DEAD_LETTER, Time};
 use crate::runtime::Batch;
 use crate::runtime::{Engine, RuntimeError};
+use crate::sink::SinkPosition;
 use crate::source::Position;
 
 /// How long a checkpoint waits for the operators' parts.
@@ -84,6 +87,19 @@ struct JobPart {
     /// Each source's position, by input name, where the checkpoint held it (see
     /// [`kept_position`]).
     positions: BTreeMap<String, serde_json::Value>,
+    /// Where each sink stood, by output name (absent: no sink knew).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sinks: BTreeMap<String, SinkPosition>,
+}
+
+/// Where a checkpoint found the job's sources (held still) and sinks.
+#[derive(Clone, Debug, Default)]
+pub struct Positions {
+    /// Each source's position, by input name.
+    pub sources: BTreeMap<String, Position>,
+    /// Where each sink stood, by output name: the output's history from there on,
+    /// which the checkpoint holds, stands for what the sink wrote before it.
+    pub sinks: BTreeMap<String, SinkPosition>,
 }
 
 /// What a job is restored from: a checkpoint's frontier, routers and operators' state.
@@ -93,6 +109,8 @@ pub struct Restored {
     dead_letters: DeadLettersState,
     /// Each source's position, by input name: it starts again from there.
     pub positions: BTreeMap<String, Position>,
+    /// Where each sink stood, by output name: it reads its destination back from there.
+    pub sinks: BTreeMap<String, SinkPosition>,
     /// The keyed operators' entries, by operator.
     entries: BTreeMap<String, Entries>,
     /// Each output's retained history (`since`, batches), by output name.
@@ -120,7 +138,7 @@ impl Restored {
                 }
             }
         }
-        let JobPart { routers, dead_letters, positions } = job;
+        let JobPart { routers, dead_letters, positions, sinks } = job;
         let positions = positions
             .into_iter()
             .map(|(input, kept)| {
@@ -131,7 +149,7 @@ impl Restored {
                 Ok((input, position))
             })
             .collect::<Result<_, CheckpointError>>()?;
-        Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, entries, histories }))
+        Ok(Some(Restored { frontier: manifest.frontier, routers, dead_letters, positions, sinks, entries, histories }))
     }
 
     /// The frontier it was taken at.
@@ -208,14 +226,14 @@ impl<E: Engine> RunningJob<E> {
         }
     }
 
-    /// Takes a checkpoint into `store` (see the module docs), with the sources'
-    /// `positions` (by input name) taken while no input moves: `positions` is called
-    /// once every input is held.
+    /// Takes a checkpoint into `store` (see the module docs), with the sources' and
+    /// sinks' `positions` taken while no input moves: `positions` is called once every
+    /// input is held (a sink's position is then below the checkpoint's frontier).
     pub fn checkpoint(
         &self,
         store: &mut Store,
         at: u64,
-        positions: impl FnOnce() -> BTreeMap<String, Position>,
+        positions: impl FnOnce() -> Positions,
     ) -> Result<Manifest, CheckpointFailed> {
         let state = self.state.as_ref().ok_or(CheckpointFailed::Disabled)?;
         if let Some(why) = state.unsupported.lock().expect("unsupported lock").clone() {
@@ -255,10 +273,12 @@ impl<E: Engine> RunningJob<E> {
             }
         }
         let now = Instant::now();
+        let Positions { sources, sinks } = positions();
         let job = JobPart {
             routers: self.inputs.iter().zip(&routers).map(|(i, r)| (i.name.clone(), r.snapshot(now))).collect(),
             dead_letters: self.dead.lock().expect("dead letters lock").snapshot(),
-            positions: positions().iter().map(|(input, at)| (input.clone(), kept_position(at))).collect(),
+            positions: sources.iter().map(|(input, at)| (input.clone(), kept_position(at))).collect(),
+            sinks,
         };
         drop(routers);
         // Parts of a failed checkpoint first (the chains are read in order), kept until
@@ -356,5 +376,29 @@ mod tests {
         }
         assert_eq!(restored_position(&serde_json::json!({"kafka": {"x": 1}})), None);
         assert_eq!(restored_position(&serde_json::json!("12")), None);
+    }
+
+    /// Sinks' positions are kept as `{"kafka": {"progress", "offsets"}}`; a job part
+    /// written before sinks were kept (no `sinks`) still reads, and one without sinks
+    /// is written as before.
+    #[test]
+    fn sink_positions_in_the_job_part() {
+        let before = serde_json::json!({
+            "routers": {}, "dead_letters": {"frontier": 7, "live": []}, "positions": {"events": 812}
+        });
+        let mut part: JobPart = serde_json::from_value(before.clone()).unwrap();
+        assert!(part.sinks.is_empty());
+        assert_eq!(serde_json::to_value(&part).unwrap(), before);
+        let offsets = [(0, 17), (2, 5)].into_iter().collect();
+        part.sinks.insert("windows".into(), SinkPosition::Kafka(crate::kafka::SinkPosition { progress: 90, offsets }));
+        let kept = serde_json::to_value(&part).unwrap();
+        assert_eq!(
+            kept["sinks"],
+            serde_json::json!({"windows": {"kafka": {"progress": 90, "offsets": {"0": 17, "2": 5}}}})
+        );
+        let read: JobPart = serde_json::from_value(kept).unwrap();
+        assert_eq!(read.sinks, part.sinks);
+        let unknown = serde_json::json!({"windows": {"kafka": {"progress": 90, "offsets": {}, "x": 1}}});
+        assert!(serde_json::from_value::<BTreeMap<String, SinkPosition>>(unknown).is_err());
     }
 }

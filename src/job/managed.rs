@@ -10,6 +10,7 @@
 //! ([`RunningJob::tick_inputs`]); an HTTP input moves through its source instead, so
 //! that the move is in its log ([`HttpSource::follow_clock`]).
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
@@ -26,7 +27,7 @@ use super::{JobError, RunningJob};
 use crate::checkpoint::Store;
 use crate::ingest::IngestReport;
 use crate::pipeline::Time;
-use crate::sink::{Sink, SinkSpec, SinkStatus};
+use crate::sink::{Sink, SinkPosition, SinkSpec, SinkStatus};
 use crate::source::generator::GeneratorSource;
 #[cfg(doc)]
 use crate::source::http::HttpSource;
@@ -115,7 +116,7 @@ pub struct ManagedJob {
     checkpoint_error: Mutex<Option<String>>,
     checkpointing: Mutex<Option<JoinHandle<()>>>,
     /// Where each source stood at the last checkpoint, by input.
-    checkpointed: Mutex<std::collections::BTreeMap<String, Position>>,
+    checkpointed: Mutex<BTreeMap<String, Position>>,
 }
 
 impl ManagedJob {
@@ -237,19 +238,22 @@ impl ManagedJob {
     }
 
     /// Starts sinks and sources — each input's from `from(input)` if it gives a
-    /// position, HTTP inputs with their logs in `log_dir` if given — and the clock of
-    /// idle inputs; `keep(input)` keeps a position a source fixed. A source that cannot
-    /// start fails the job. Must run inside a tokio runtime.
+    /// position, HTTP inputs with their logs in `log_dir` if given, each sink from its
+    /// output's position in `sinks_from` — and the clock of idle inputs; `keep(input)`
+    /// keeps a position a source fixed. A source that cannot start fails the job. Must
+    /// run inside a tokio runtime.
     pub(super) fn start(
         self: &Arc<Self>,
         mut from: impl FnMut(&str) -> Option<Position>,
         keep: impl Fn(&str) -> Keep,
         log_dir: Option<&Path>,
+        mut sinks_from: BTreeMap<String, SinkPosition>,
     ) {
         let name = &self.spec.name;
         for (output, spec) in &self.sink_specs {
             let port = &self.job.outputs()[*output];
-            let sink = spec.start(format!("{name}.{}", port.name), port.rows.clone(), port.key.clone());
+            let from = sinks_from.remove(&port.name);
+            let sink = spec.start(format!("{name}.{}", port.name), port.rows.clone(), port.key.clone(), from);
             self.sinks.lock().expect("sinks lock").push((*output, sink));
         }
         let feed = |input: usize| -> Arc<InputFeed> {

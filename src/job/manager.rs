@@ -264,9 +264,10 @@ impl JobManager {
             duration_ms: 0,
             at: m.at,
         });
-        let mut held: BTreeMap<String, Position> = BTreeMap::new();
+        let (mut held, mut restored_sinks) = (BTreeMap::new(), BTreeMap::new());
         if let Some(restored) = &restored {
             held = restored.positions.clone();
+            restored_sinks = restored.sinks.clone();
             tracing::info!(job = %name, frontier = restored.frontier(), "restoring from its checkpoint");
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -308,6 +309,7 @@ impl JobManager {
             },
             |input| keep_offsets(data_dir.clone(), &name, input),
             logs.as_deref(),
+            restored_sinks,
         );
         Ok(managed)
     }

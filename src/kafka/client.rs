@@ -11,9 +11,13 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
+
+use super::SinkPosition;
+use crate::pipeline::Time;
 
 /// Properties tidemark sets itself: sources keep their own offsets and never join a
 /// consumer group; sinks rely on an idempotent producer.
@@ -151,6 +155,33 @@ pub(crate) struct Reports {
     pub(crate) delivered: AtomicU64,
     /// A message could not be delivered (producers): the sink must resynchronize.
     pub(crate) delivery_failed: AtomicBool,
+    /// Where the sink's progress messages landed (producers).
+    progress: Mutex<ProgressDeliveries>,
+}
+
+/// A sink's progress messages as the broker acknowledged them: the latest one that
+/// every partition received, with the offsets after it ([`SinkPosition`]).
+#[derive(Default)]
+struct ProgressDeliveries {
+    /// The topic's partitions when the sink last resumed.
+    partitions: usize,
+    /// Offsets after the progress messages delivered to some partitions only, by frontier.
+    pending: BTreeMap<Time, BTreeMap<i32, i64>>,
+    /// The latest progress delivered to every partition.
+    latest: Option<SinkPosition>,
+    /// A message was lost since the sink last resumed: what the topic holds before a
+    /// later progress message is not the output's content any more, until the sink
+    /// resumes (reads back and corrects).
+    lost: bool,
+}
+
+/// The delivery opaque of a data message; a progress message carries its frontier + 1.
+pub(crate) const DATA: usize = 0;
+
+/// The delivery opaque of a progress message of `frontier` ([`DATA`] if it does not fit:
+/// its position is then not kept).
+pub(crate) fn progress_opaque(frontier: Time) -> usize {
+    usize::try_from(frontier).ok().and_then(|f| f.checked_add(1)).unwrap_or(DATA)
 }
 
 #[derive(Default)]
@@ -169,6 +200,7 @@ impl Context {
             offsets: Mutex::new(HashMap::new()),
             delivered: AtomicU64::new(0),
             delivery_failed: AtomicBool::new(false),
+            progress: Mutex::new(ProgressDeliveries::default()),
         }))
     }
 }
@@ -200,9 +232,60 @@ impl Reports {
         self.trouble.lock().expect("trouble lock").last = None;
     }
 
+    /// A message will not be delivered: the sink must resynchronize, and no later
+    /// progress message marks a position ([`Reports::delivered_progress`]) until then.
+    pub(crate) fn lost_delivery(&self, why: impl std::fmt::Display) {
+        self.delivery_failed.store(true, Ordering::SeqCst);
+        let mut progress = self.progress.lock().expect("progress lock");
+        progress.lost = true;
+        progress.pending.clear();
+        drop(progress);
+        self.trouble(why);
+    }
+
+    /// A sink resumes writing to a topic of `partitions` (nothing of it in flight):
+    /// progress messages from now on mark positions. `from` is where it stood, if known.
+    pub(crate) fn resume_progress(&self, partitions: usize, from: Option<SinkPosition>) {
+        let mut progress = self.progress.lock().expect("progress lock");
+        progress.partitions = partitions;
+        progress.pending.clear();
+        progress.lost = false;
+        if from.is_some() {
+            progress.latest = from;
+        }
+    }
+
+    /// The latest progress message every partition received (none if the sink never
+    /// wrote one nor resumed from one).
+    pub(crate) fn delivered_progress(&self) -> Option<SinkPosition> {
+        self.progress.lock().expect("progress lock").latest.clone()
+    }
+
     /// The high watermark of `partition`, from the latest statistics.
     pub(crate) fn high_watermark(&self, partition: i32) -> Option<i64> {
         self.offsets.lock().expect("offsets lock").get(&partition).map(|(_, high)| *high).filter(|h| *h >= 0)
+    }
+}
+
+impl Reports {
+    /// Progress `frontier` reached `partition`, which continues at `next`. Delivery
+    /// reports of a partition come in order, so a message lost before it is known.
+    fn progress_delivered(&self, frontier: Time, partition: i32, next: i64) {
+        let mut progress = self.progress.lock().expect("progress lock");
+        if progress.lost || progress.latest.as_ref().is_some_and(|l| l.progress >= frontier) {
+            return;
+        }
+        let partitions = progress.partitions;
+        if partitions == 0 {
+            return;
+        }
+        let reached = progress.pending.entry(frontier).or_default();
+        reached.insert(partition, next);
+        if reached.len() >= partitions {
+            let offsets = std::mem::take(reached);
+            progress.pending.retain(|f, _| *f > frontier);
+            progress.latest = Some(SinkPosition { progress: frontier, offsets });
+        }
     }
 }
 
@@ -235,17 +318,19 @@ impl ClientContext for Context {
 impl ConsumerContext for Context {}
 
 impl ProducerContext for Context {
-    type DeliveryOpaque = ();
+    /// [`DATA`], or a progress message's frontier + 1 ([`progress_opaque`]).
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         match result {
-            Ok(_) => {
+            Ok(message) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                if opaque != DATA {
+                    let frontier = (opaque - 1) as Time;
+                    self.progress_delivered(frontier, message.partition(), message.offset() + 1);
+                }
             }
-            Err((error, _)) => {
-                self.delivery_failed.store(true, Ordering::SeqCst);
-                self.trouble(format!("delivery failed: {error}"));
-            }
+            Err((error, _)) => self.lost_delivery(format!("delivery failed: {error}")),
         }
     }
 }
@@ -263,5 +348,53 @@ pub(crate) fn partitions<C: ConsumerContext>(
         None => Ok(found.partitions().iter().map(|p| p.id()).collect()),
         Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(Vec::new()),
         Some(e) => Err(super::ClientError::Topic { topic: topic.to_string(), code: RDKafkaErrorCode::from(e) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(progress: Time, offsets: &[(i32, i64)]) -> Option<SinkPosition> {
+        Some(SinkPosition { progress, offsets: offsets.iter().copied().collect() })
+    }
+
+    /// A position is a progress message every partition received, with no message lost
+    /// since the sink last resumed; a later one replaces it, an older one never does.
+    #[test]
+    fn a_position_needs_every_partition_and_nothing_lost() {
+        let context = Context::new("t".into());
+        context.progress_delivered(3, 0, 1);
+        assert_eq!(context.delivered_progress(), None, "before the sink resumed");
+        context.resume_progress(2, None);
+        context.progress_delivered(5, 0, 10);
+        assert_eq!(context.delivered_progress(), None, "one partition of two");
+        context.progress_delivered(5, 1, 4);
+        assert_eq!(context.delivered_progress(), at(5, &[(0, 10), (1, 4)]));
+
+        context.progress_delivered(8, 0, 20);
+        context.lost_delivery("a data message of partition 1");
+        context.progress_delivered(8, 1, 9);
+        assert_eq!(context.delivered_progress(), at(5, &[(0, 10), (1, 4)]), "a message was lost before it");
+        assert!(context.delivery_failed.load(Ordering::SeqCst));
+
+        context.resume_progress(2, None);
+        context.progress_delivered(9, 1, 12);
+        context.progress_delivered(9, 0, 25);
+        assert_eq!(context.delivered_progress(), at(9, &[(0, 25), (1, 12)]));
+        context.progress_delivered(7, 0, 30);
+        context.progress_delivered(7, 1, 30);
+        assert_eq!(context.delivered_progress(), at(9, &[(0, 25), (1, 12)]), "an older progress");
+
+        let restored = Context::new("t".into());
+        restored.resume_progress(0, at(4, &[(0, 2)]));
+        assert_eq!(restored.delivered_progress(), at(4, &[(0, 2)]));
+    }
+
+    #[test]
+    fn progress_opaques_carry_the_frontier() {
+        assert_eq!(progress_opaque(0), 1);
+        assert_eq!(progress_opaque(41), 42);
+        assert_eq!(progress_opaque(Time::MAX), DATA);
     }
 }

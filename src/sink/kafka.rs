@@ -21,6 +21,13 @@
 //! difference is empty: nothing is written twice, nothing is lost, even when the
 //! server was killed in the middle of a step.
 //!
+//! The read-back starts from the sink's position when it has one: the latest progress
+//! `Q` that every partition acknowledged, with the offset after it in each (a
+//! checkpoint keeps it; delivery reports keep it while the sink runs). What precedes
+//! those offsets sums to the output's content at `Q`, so `S - C` is the output's
+//! changes at times `>= Q` (its history) minus the data messages after the offsets.
+//! When the history no longer reaches `Q`, the whole topic is read.
+//!
 //! The producer is idempotent and retries without limit, so a slow or paused broker
 //! loses nothing. A sink that falls too far behind its output (or whose producer
 //! fails) waits for everything it sent to be delivered, then reads the topic back
@@ -45,9 +52,9 @@ use tokio::sync::broadcast;
 
 use super::{Sink, SinkStatus};
 use crate::kafka::client::{self, Context, Role};
-use crate::kafka::{ClientError, SinkSpec};
+use crate::kafka::{ClientError, SinkPosition, SinkSpec};
 use crate::pipeline::{Diff, Time};
-use crate::runtime::{Materialized, Start, Step};
+use crate::runtime::{Materialized, Start, Step, Unanswerable};
 
 mod readback;
 
@@ -76,13 +83,25 @@ pub struct KafkaSinkStatus {
     pub progress: Option<Time>,
     /// How many times the sink read the topic back and resumed.
     pub resyncs: u64,
+    /// The latest read-back (none before the first).
+    pub read_back: Option<ReadBack>,
     /// The latest problem (within the last 30 s), such as an unreachable broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// What a sink read back when it last resumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReadBack {
+    /// The progress of the position it read from (`None`: it read the whole topic).
+    pub from: Option<Time>,
+    /// The messages it read.
+    pub messages: u64,
+}
+
 struct Shared {
     context: Context,
+    read_back: Mutex<Option<ReadBack>>,
     stop: AtomicBool,
     state: Mutex<String>,
     messages: AtomicU64,
@@ -104,11 +123,20 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// Starts writing `output` (keyed by `key_fields`) to `spec`'s topic. `name`
-    /// names the sink in logs.
-    pub fn start(name: String, spec: SinkSpec, output: Arc<Materialized>, key_fields: Vec<String>) -> KafkaSink {
+    /// Starts writing `output` (keyed by `key_fields`) to `spec`'s topic, from the
+    /// position a checkpoint kept if given. `name` names the sink in logs.
+    pub fn start(
+        name: String,
+        spec: SinkSpec,
+        output: Arc<Materialized>,
+        key_fields: Vec<String>,
+        from: Option<SinkPosition>,
+    ) -> KafkaSink {
+        let context = Context::new(name.clone());
+        context.resume_progress(0, from);
         let shared = Arc::new(Shared {
-            context: Context::new(name.clone()),
+            context,
+            read_back: Mutex::new(None),
             stop: AtomicBool::new(false),
             state: Mutex::new("starting".into()),
             messages: AtomicU64::new(0),
@@ -134,6 +162,7 @@ impl KafkaSink {
             delivered: shared.context.delivered.load(Ordering::Relaxed),
             progress: *shared.progress.lock().expect("progress lock"),
             resyncs: shared.resyncs.load(Ordering::Relaxed),
+            read_back: shared.read_back.lock().expect("read-back lock").clone(),
             error: shared.context.recent_trouble(Duration::from_secs(30)),
         }
     }
@@ -151,6 +180,10 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn status(&self) -> SinkStatus {
         SinkStatus::Kafka(self.kafka_status())
+    }
+
+    fn position(&self) -> Option<super::SinkPosition> {
+        self.shared.context.delivered_progress().map(super::SinkPosition::Kafka)
     }
 
     fn stop(&self) {
@@ -257,49 +290,75 @@ impl Writer {
 
     /// Reads the topic back and writes what it lacks of the output's content; returns
     /// the stream of later steps and the topic's partitions (`None`: stopped).
+    ///
+    /// From a known position (the latest progress every partition received, or the
+    /// one a checkpoint kept) only what follows it is read: what precedes it sums to
+    /// the output's content at its progress `P`, so the output's changes from `P` on
+    /// (its history) stand for it. When the history no longer reaches `P`, or the topic
+    /// does not hold what the position says, the whole topic is read.
     fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, ClientError> {
-        self.shared.set_state("reading back");
-        let Some(written) = self.read_back()? else { return Ok(None) };
-        *self.shared.progress.lock().expect("progress lock") = written.progress;
-        if written.foreign > 0 {
-            self.shared.context.trouble(format!(
-                "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
-                self.spec.topic, written.foreign
-            ));
-        }
-        if let Some(progress) = written.progress {
-            self.shared.set_state(format!("waiting for the output to reach {progress}"));
-            while !self.output.wait_for(progress, CHECK) {
-                if self.stopped() {
+        let mut from = self.shared.context.delivered_progress();
+        loop {
+            self.shared.set_state("reading back");
+            let Some(written) = self.read_back(from.as_ref())? else { return Ok(None) };
+            *self.shared.read_back.lock().expect("read-back lock") =
+                Some(ReadBack { from: written.from, messages: written.read });
+            *self.shared.progress.lock().expect("progress lock") = written.progress;
+            if written.foreign > 0 {
+                self.shared.context.trouble(format!(
+                    "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
+                    self.spec.topic, written.foreign
+                ));
+            }
+            if let Some(progress) = written.progress {
+                self.shared.set_state(format!("waiting for the output to reach {progress}"));
+                while !self.output.wait_for(progress, CHECK) {
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                }
+            }
+            let subscription = match self.output.subscribe(written.from.map_or(Start::Snapshot, Start::Since)) {
+                Err(Unanswerable::Gone { since }) if written.from.is_some() => {
+                    tracing::info!(
+                        sink = %self.name, topic = %self.spec.topic, position = ?written.from, since,
+                        "kafka: the output's history no longer reaches the sink's position; reading the whole topic"
+                    );
+                    from = None;
+                    continue;
+                }
+                subscribed => subscribed?,
+            };
+            let Some(frontier) = subscription.frontier else { return Ok(None) };
+            let mut difference = written.rows;
+            let content = subscription.snapshot.unwrap_or_default().into_iter();
+            let changes = subscription.backlog.iter().flat_map(|b| b.changes.iter().cloned());
+            for (row, diff) in content.chain(changes) {
+                *difference.entry(Box::from(&*row)).or_default() -= diff;
+            }
+            let time = frontier.saturating_sub(1).max(written.progress.unwrap_or(0));
+            let mut corrections: Vec<(Box<str>, Diff)> =
+                difference.into_iter().filter(|(_, d)| *d != 0).map(|(row, d)| (row, -d)).collect();
+            corrections.sort();
+            // Nothing of the topic is in flight: progress from here on marks positions.
+            self.shared.context.resume_progress(written.partitions.max(1) as usize, None);
+            for (row, diff) in &corrections {
+                if !self.send_change(producer, time, row, *diff) {
                     return Ok(None);
                 }
             }
-        }
-        let subscription = self.output.subscribe(Start::Snapshot)?;
-        let Some(frontier) = subscription.frontier else { return Ok(None) };
-        let mut difference = written.rows;
-        for (row, diff) in subscription.snapshot.unwrap_or_default() {
-            *difference.entry(Box::from(&*row)).or_default() -= diff;
-        }
-        let time = frontier.saturating_sub(1).max(written.progress.unwrap_or(0));
-        let mut corrections: Vec<(Box<str>, Diff)> =
-            difference.into_iter().filter(|(_, d)| *d != 0).map(|(row, d)| (row, -d)).collect();
-        corrections.sort();
-        for (row, diff) in &corrections {
-            if !self.send_change(producer, time, row, *diff) {
+            if written.progress.is_none_or(|p| frontier > p)
+                && !self.send_progress(producer, frontier, written.partitions)
+            {
                 return Ok(None);
             }
+            tracing::info!(
+                sink = %self.name, topic = %self.spec.topic, frontier, corrections = corrections.len(),
+                read_back = written.read, from = ?written.from, "kafka: sink resumed"
+            );
+            self.shared.context.clear_trouble();
+            return Ok(Some((subscription.steps, written.partitions)));
         }
-        if written.progress.is_none_or(|p| frontier > p) && !self.send_progress(producer, frontier, written.partitions)
-        {
-            return Ok(None);
-        }
-        tracing::info!(
-            sink = %self.name, topic = %self.spec.topic, frontier, corrections = corrections.len(),
-            "kafka: sink resumed"
-        );
-        self.shared.context.clear_trouble();
-        Ok(Some((subscription.steps, written.partitions)))
     }
 
     /// Streams the output's steps until stopped, closed, or behind.
@@ -364,7 +423,7 @@ impl Writer {
     fn send_change(&self, producer: &KafkaProducer, time: Time, row: &str, diff: Diff) -> bool {
         let value = format!(r#"{{"time":{time},"row":{row},"diff":{diff}}}"#);
         let key = self.key_of(row);
-        let record = BaseRecord::to(&self.spec.topic).payload(&value).key(&key);
+        let record = BaseRecord::with_opaque_to(&self.spec.topic, client::DATA).payload(&value).key(&key);
         let sent = self.send(producer, record);
         if sent {
             self.shared.messages.fetch_add(1, Ordering::Relaxed);
@@ -375,8 +434,11 @@ impl Writer {
     /// Sends progress `frontier` to every partition; false if the sink stopped.
     fn send_progress(&self, producer: &KafkaProducer, frontier: Time, partitions: i32) -> bool {
         let value = format!(r#"{{"progress":{frontier}}}"#);
+        let opaque = client::progress_opaque(frontier);
         for partition in 0..partitions.max(1) {
-            let record = BaseRecord::<(), String>::to(&self.spec.topic).payload(&value).partition(partition);
+            let record = BaseRecord::<(), String, usize>::with_opaque_to(&self.spec.topic, opaque)
+                .payload(&value)
+                .partition(partition);
             if !self.send(producer, record) {
                 return false;
             }
@@ -386,7 +448,7 @@ impl Writer {
     }
 
     /// Hands a message to the producer, waiting while its queue is full.
-    fn send<K, P>(&self, producer: &KafkaProducer, mut record: BaseRecord<'_, K, P>) -> bool
+    fn send<K, P>(&self, producer: &KafkaProducer, mut record: BaseRecord<'_, K, P, usize>) -> bool
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
@@ -404,8 +466,7 @@ impl Writer {
                 Err((e, _)) => {
                     // Not retryable (say, a message too large): resynchronize, which
                     // reads back what did get written.
-                    self.shared.context.trouble(format!("cannot send: {e}"));
-                    self.shared.context.delivery_failed.store(true, Ordering::SeqCst);
+                    self.shared.context.lost_delivery(format!("cannot send: {e}"));
                     return true;
                 }
             }
@@ -444,6 +505,7 @@ mod tests {
             spec: SinkSpec { brokers: "h:1".into(), topic: "t".into(), config: Default::default() },
             shared: Arc::new(Shared {
                 context: Context::new("t".into()),
+                read_back: Mutex::new(None),
                 stop: AtomicBool::new(false),
                 state: Mutex::new(String::new()),
                 messages: AtomicU64::new(0),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::checkpoint::{CheckpointFailed, NoCheckpoints};
+use super::super::checkpoint::{CheckpointFailed, NoCheckpoints, Positions};
 use super::{CheckpointInfo, JobState, ManagedJob, Running};
 use crate::checkpoint::Store;
 
@@ -76,7 +76,13 @@ impl ManagedJob {
             held.push(hold);
         }
         let at = wall_clock_ms();
-        let manifest = self.job.checkpoint(store, at, || positions.clone())?;
+        let sinks = || {
+            let sinks = self.sinks.lock().expect("sinks lock");
+            let outputs = self.job.outputs();
+            let at = sinks.iter().filter_map(|(output, sink)| Some((outputs[*output].name.clone(), sink.position()?)));
+            Positions { sources: positions.clone(), sinks: at.collect() }
+        };
+        let manifest = self.job.checkpoint(store, at, sinks)?;
         drop(held);
         for (inputs, source) in &sources {
             if let Some(position) = positions.get(&self.job.inputs()[inputs[0]].name) {

@@ -1,5 +1,6 @@
-//! Reading a sink's topic back: the sum of its data messages and its last progress,
-//! from which the sink resumes (see [`super`]); and creating the topic.
+//! Reading a sink's topic back, whole or from a known position: the sum of its data
+//! messages and its last progress, from which the sink resumes (see [`super`]); and
+//! creating the topic.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::{CHECK, REQUEST_TIMEOUT, Writer};
 use crate::kafka::client::{self, Role};
-use crate::kafka::{ClientError, CreateFailure};
+use crate::kafka::{ClientError, CreateFailure, SinkPosition};
 use crate::pipeline::{Diff, Time};
 
 /// What the topic holds.
@@ -27,6 +28,10 @@ pub(super) struct Written {
     pub(super) partitions: i32,
     /// Messages that were neither data nor progress.
     pub(super) foreign: u64,
+    /// The progress of the position it was read from (`None`: the whole topic).
+    pub(super) from: Option<Time>,
+    /// The messages read.
+    pub(super) read: u64,
 }
 
 /// A message of a sink topic, data or progress.
@@ -39,27 +44,56 @@ struct Entry<'a> {
 }
 
 impl Writer {
-    /// Reads the whole topic, creating it if it does not exist (`None`: stopped).
-    pub(super) fn read_back(&self) -> Result<Option<Written>, ClientError> {
+    /// Reads the topic from `from` (the whole of it without one, or if it does not
+    /// hold what `from` says), creating it if it does not exist (`None`: stopped).
+    pub(super) fn read_back(&self, from: Option<&SinkPosition>) -> Result<Option<Written>, ClientError> {
         let config =
             client::config(&self.spec.brokers, &format!("{}-readback", self.name), Role::Consumer, &self.spec.config);
         let consumer: BaseConsumer = config.create()?;
-        let mut written = Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0 };
+        let mut written =
+            Written { rows: HashMap::new(), progress: None, partitions: 0, foreign: 0, from: None, read: 0 };
         let partitions = client::partitions(&consumer, &self.spec.topic, REQUEST_TIMEOUT)?;
         if partitions.is_empty() {
+            if from.is_some() {
+                self.shared.context.trouble(format!(
+                    "topic `{}` does not exist any more; it is created again and the output written whole",
+                    self.spec.topic
+                ));
+            }
             self.create_topic()?;
             written.partitions = 1;
             return Ok(Some(written));
         }
         written.partitions = partitions.iter().max().map_or(1, |p| p + 1);
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = HashMap::new();
+        let mut marks = Vec::new();
         for partition in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.spec.topic, partition, REQUEST_TIMEOUT)
                 .map_err(|source| ClientError::Offsets { topic: self.spec.topic.clone(), partition, source })?;
-            if high > low {
-                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(low))?;
+            marks.push((partition, low, high));
+        }
+        let from = from.filter(|position| {
+            let holds = |(partition, offset): (&i32, &i64)| {
+                marks.iter().any(|(p, low, high)| p == partition && (*low..=*high).contains(offset))
+            };
+            let held = position.offsets.iter().all(holds);
+            if !held {
+                self.shared.context.trouble(format!(
+                    "topic `{}` does not hold what the sink wrote up to progress {} (offsets {:?}, the topic's {:?}); \
+                     it is read whole",
+                    self.spec.topic, position.progress, position.offsets, marks
+                ));
+            }
+            held
+        });
+        written.from = from.map(|position| position.progress);
+        written.progress = written.from;
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for (partition, low, high) in marks {
+            let start = from.and_then(|position| position.offsets.get(&partition)).copied().unwrap_or(low);
+            if high > start {
+                assignment.add_partition_offset(&self.spec.topic, partition, Offset::Offset(start))?;
                 ends.insert(partition, high);
             }
         }
@@ -79,6 +113,7 @@ impl Writer {
                     continue;
                 }
             };
+            written.read += 1;
             match message.payload().and_then(|p| serde_json::from_slice::<Entry>(p).ok()) {
                 Some(Entry { row: Some(row), diff: Some(diff), .. }) => {
                     let count = written.rows.entry(Box::from(row.get())).or_default();
