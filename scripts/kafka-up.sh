@@ -8,12 +8,14 @@
 # and survives a broker restart. `scripts/kafka-down.sh` stops it.
 #
 # Environment: KAFKA_PORT (default 9092), KAFKA_DATA_DIR, TANSU_BIN (use this
-# binary instead of installing one).
+# binary instead of installing one), KAFKA_ADVERTISED_PORT (the port clients are
+# told to connect to, default KAFKA_PORT: a proxy in front of the broker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 port=${KAFKA_PORT:-9092}
+advertised=${KAFKA_ADVERTISED_PORT:-$port}
 data_dir=${KAFKA_DATA_DIR:-.tools/kafka-data/$port}
 pid_file=$root/.tools/kafka-$port.pid
 log_file=$root/.tools/kafka-$port.log
@@ -45,7 +47,7 @@ echo "kafka: starting tansu on 127.0.0.1:$port (data in $data_dir, log in $log_f
 # that signals meant for whoever started it (Ctrl-C in a terminal) do not stop it.
 setsid bash -c 'cd "$1" && shift && exec "$@"' _ "$data_dir" "$tansu" broker \
     --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$advertised" \
     --storage-engine "sqlite://tansu.db" \
     >"$log_file" 2>&1 </dev/null &
 echo $! >"$pid_file"

@@ -22,6 +22,8 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
+mod partition;
+
 use crate::harness::{self, Expected, Reference};
 use crate::service::{Child, TestServer, spawn_in_with};
 
@@ -156,14 +158,21 @@ struct OwnBroker {
 impl OwnBroker {
     fn start() -> OwnBroker {
         let port = free_port();
+        OwnBroker::start_advertising(port, port)
+    }
+
+    /// A broker on `port` that tells clients to connect to `advertised` (a proxy in
+    /// front of it); [`OwnBroker::kafka`] bootstraps from `advertised`.
+    fn start_advertising(port: u16, advertised: u16) -> OwnBroker {
         let data = tempfile::tempdir().expect("temp dir");
         let status = Command::new(repo().join("scripts/kafka-up.sh"))
             .env("KAFKA_PORT", port.to_string())
+            .env("KAFKA_ADVERTISED_PORT", advertised.to_string())
             .env("KAFKA_DATA_DIR", data.path())
             .status()
             .expect("run scripts/kafka-up.sh");
         assert!(status.success(), "scripts/kafka-up.sh failed");
-        OwnBroker { kafka: Kafka { brokers: format!("127.0.0.1:{port}") }, port, _data: data }
+        OwnBroker { kafka: Kafka { brokers: format!("127.0.0.1:{advertised}") }, port, _data: data }
     }
 
     fn pid(&self) -> String {
