@@ -3,7 +3,10 @@
 //!
 //! - input `events`: `{"key": string, "ts": int, "value": number}` (as `window_agg`).
 //! - params: `panic_on_key` (string, default `null`): the operator counting records
-//!   panics on a record with this key; `max_out_of_orderness` as in `window_agg`.
+//!   panics on a record with this key; `panic_on_build` (bool, default `false`): the
+//!   pipeline panics while it is built (a job created so is refused; a persisted job
+//!   whose spec says so fails at every start); `max_out_of_orderness` as in
+//!   `window_agg`.
 //! - output `counts` (key `key`): `{"key", "count"}`, records per key.
 //!
 //! A poisoned record takes its job down, not the server: the job goes to
@@ -29,6 +32,8 @@ use super::window_agg::Event;
 pub struct ChaosParams {
     /// The key whose records make the operator panic.
     pub panic_on_key: Option<String>,
+    /// Whether building the pipeline panics.
+    pub panic_on_build: bool,
     /// Out-of-orderness (nothing is ever too late: there are no windows).
     #[serde(flatten)]
     pub time: EventTime,
@@ -64,6 +69,9 @@ impl Pipeline for Chaos {
     }
 
     fn build<'s>(&self, job: &mut Job<'s>, params: &ChaosParams) -> Result<(), BuildError> {
+        if params.panic_on_build {
+            panic!("chaos: panic_on_build");
+        }
         let poison = params.panic_on_key.clone();
         let events = job.input::<Event>("events")?;
         let keys = events.collection().map(move |event: Event| {

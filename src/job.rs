@@ -129,7 +129,45 @@ impl<E: Engine> RunningJob<E> {
         options: &JobOptions,
         mut restored: Option<checkpoint::Restored>,
     ) -> Result<Self, JobError> {
-        let state = options.checkpoints.then(|| Arc::new(checkpoint::JobStore::new(restored.as_mut())));
+        let (job, install) = Self::assemble(runtime, id, name, dataflow, params, options, restored.as_mut());
+        job.runtime.install(id, install)?;
+        if let Some(restored) = &restored {
+            job.resume_from(restored)?;
+            // Served from here on: the outputs rebuilt up to the checkpoint first.
+            let outputs = job.outputs.iter().filter(|o| o.name != crate::pipeline::DEAD_LETTER);
+            let rebuilt = || outputs.clone().all(|o| o.rows.frontier().is_none_or(|f| f >= restored.frontier()));
+            if !job.runtime.settle(&rebuilt, RESTORE_TIMEOUT) {
+                tracing::warn!(job = %name, "the outputs were not rebuilt up to the checkpoint within {RESTORE_TIMEOUT:?}");
+            }
+        }
+        Ok(job)
+    }
+
+    /// A job whose dataflow could not be built on `runtime` (its pipeline panicked or
+    /// failed while it was): its inputs and outputs are there, empty, so that it can be
+    /// listed, described and deleted while its supervisor tries again. Nothing runs.
+    pub fn unbuilt(
+        runtime: E,
+        id: JobId,
+        name: &str,
+        dataflow: &Dataflow,
+        params: JobParams,
+        options: &JobOptions,
+    ) -> Self {
+        Self::assemble(runtime, id, name, dataflow, params, options, None).0
+    }
+
+    /// The job's ports and state, and what installs its dataflow.
+    fn assemble(
+        runtime: E,
+        id: JobId,
+        name: &str,
+        dataflow: &Dataflow,
+        params: JobParams,
+        options: &JobOptions,
+        restored: Option<&mut checkpoint::Restored>,
+    ) -> (Self, Install) {
+        let state = options.checkpoints.then(|| Arc::new(checkpoint::JobStore::new(restored)));
         let workers = runtime.workers();
         let description = dataflow.description();
         let watermark = Arc::new(AtomicU64::new(0));
@@ -170,7 +208,6 @@ impl<E: Engine> RunningJob<E> {
             sinks,
             state: state.clone().map(|s| s as Arc<dyn crate::pipeline::state::StateStore>),
         };
-        runtime.install(id, install)?;
         let job = RunningJob {
             id,
             name: name.into(),
@@ -190,16 +227,7 @@ impl<E: Engine> RunningJob<E> {
             watermark,
             state,
         };
-        if let Some(restored) = &restored {
-            job.resume_from(restored)?;
-            // Served from here on: the outputs rebuilt up to the checkpoint first.
-            let outputs = job.outputs.iter().filter(|o| o.name != crate::pipeline::DEAD_LETTER);
-            let rebuilt = || outputs.clone().all(|o| o.rows.frontier().is_none_or(|f| f >= restored.frontier()));
-            if !job.runtime.settle(&rebuilt, RESTORE_TIMEOUT) {
-                tracing::warn!(job = %name, "the outputs were not rebuilt up to the checkpoint within {RESTORE_TIMEOUT:?}");
-            }
-        }
-        Ok(job)
+        (job, install)
     }
 
     /// The job's name.

@@ -234,6 +234,23 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Why a worker stopped answering: its panic, which it records just after its
+    /// stack unwound (dropping what it held), or gone without one.
+    fn panicked_or_gone(&self) -> RuntimeError {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            if let Some(why) = self.failure() {
+                return RuntimeError::Panicked(why);
+            }
+            if Instant::now() >= deadline {
+                return RuntimeError::WorkerGone;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 impl Engine for Runtime {
     fn workers(&self) -> usize {
         self.workers.len()
@@ -257,8 +274,7 @@ impl Engine for Runtime {
         // own, and the wait ends.
         drop(ack);
         for _ in 0..self.workers.len() {
-            acks.recv_timeout(INSTALL_TIMEOUT)
-                .map_err(|_| self.failure().map_or(RuntimeError::WorkerGone, RuntimeError::Panicked))??;
+            acks.recv_timeout(INSTALL_TIMEOUT).map_err(|_| self.panicked_or_gone())??;
         }
         Ok(())
     }

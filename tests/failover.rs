@@ -110,3 +110,64 @@ async fn the_checkpoint_interval_is_a_job_spec_field() {
     let (_, body) = server.get("/api/v1/jobs/fine").await;
     assert_eq!(body["restarts"], 0, "{body}");
 }
+
+/// A persisted job whose pipeline panics while it is built when the server starts (here
+/// its spec was edited to `panic_on_build`, as a new build of a dataflow might) is
+/// listed as `restarting` with the panic in its `error`, is tried again with backoff,
+/// and can be deleted, files and all; the other job comes back as it was. Created so,
+/// a job is refused (422 `build_failed`) and nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_panics_while_built_at_a_restart_is_listed_and_can_be_deleted() {
+    let options = || TestOptions { workers: 1, ..TestOptions::default() };
+    let mut server = TestServer::start_with(options()).await;
+    let spec = json!({"name": "refused", "dataflow": "chaos", "params": {"panic_on_build": true}});
+    let (status, body) = server.post("/api/v1/jobs", &spec).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("build_failed")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("panic_on_build"), "{body}");
+    assert_eq!(server.get("/api/v1/jobs/refused").await.0, 404);
+    for name in ["fragile", "healthy"] {
+        let (status, body) = server.post("/api/v1/jobs", &json!({"name": name, "dataflow": "chaos"})).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = server.post(&format!("/api/v1/jobs/{name}/inputs/events"), &events("a", 5)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    server.stop().await;
+    let persisted = server.data_dir.join("jobs/fragile.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(&persisted).unwrap()).unwrap();
+    spec["params"]["panic_on_build"] = json!(true);
+    std::fs::write(&persisted, serde_json::to_vec(&spec).unwrap()).unwrap();
+
+    let mut server = TestServer::start_in(server.data_dir.clone(), options()).await;
+    let (status, list) = server.get("/api/v1/jobs").await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fragile", "healthy"], "{list}");
+    let (job_state, _, error) = state(&server, "fragile").await;
+    assert_eq!(job_state, "restarting", "{error}");
+    assert!(error.contains("panic_on_build"), "the error says why: {error}");
+    let (status, body) = server.post("/api/v1/jobs/fragile/inputs/events", &events("b", 1)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("job_restarting")), "{body}");
+    // Tried again after its backoff (1 s), failing the same way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state(&server, "fragile").await.1 == 0 {
+        assert!(Instant::now() < deadline, "not tried again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(state(&server, "fragile").await.0, "running");
+
+    assert_eq!(server.delete("/api/v1/jobs/fragile").await, 204);
+    assert_eq!(server.get("/api/v1/jobs/fragile").await.0, 404);
+    assert!(!persisted.exists(), "its spec stays on disk");
+    let (status, body) =
+        server.post("/api/v1/jobs/healthy/inputs/events/advance", &json!({"watermark": 1_000_000})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.get("/api/v1/jobs/healthy/outputs/counts?key=a").await;
+    assert_eq!((status, &body["rows"][0]["count"]), (200, &json!(5)), "{body}");
+    server.stop().await;
+
+    // Gone for good: a restart does not bring it back.
+    let mut server = TestServer::start_in(server.data_dir.clone(), options()).await;
+    assert_eq!(server.get("/api/v1/jobs/fragile").await.0, 404);
+    assert_eq!(state(&server, "healthy").await.0, "running");
+    server.stop().await;
+}

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::{NoCheckpoints, Restored};
 use super::file_root::FileRoot;
-use super::managed::{self, CheckpointInfo, ManagedJob};
+use super::managed::{self, CheckpointInfo, JobState, ManagedJob};
 use super::spec::{self, JobSpec, Origin, Policy, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
 use crate::checkpoint::Store;
@@ -223,13 +223,17 @@ impl JobManager {
         if let Some(origin) = created {
             self.check_room(origin)?;
         }
-        let managed = self.launch(valid, state, created.is_some(), None)?;
+        let managed = self.launch(valid, state, created.is_some(), None, Instant::now())?;
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
-        tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
+        if managed.state().0 == JobState::Running {
+            tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
+        }
         Ok(managed)
     }
 
-    /// Starts a job (persisted first if `persist`), continuing `supervision` if given;
+    /// Starts a job (persisted first if `persist`) at `now`, continuing `supervision` if
+    /// given; a job that is not new and fails while it is built is returned waiting to
+    /// restart (see [`RunningJob::unbuilt`]);
     /// the caller holds `changing` and puts the job in the map.
     fn launch(
         &self,
@@ -237,6 +241,7 @@ impl JobManager {
         state: State,
         persist: bool,
         supervision: Option<managed::Supervision>,
+        now: Instant,
     ) -> Result<Arc<ManagedJob>, CreateError> {
         let name = valid.spec.name.clone();
         let options = JobOptions {
@@ -272,11 +277,27 @@ impl JobManager {
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let runtime = Arc::new(Runtime::start(self.workers).map_err(JobError::from)?);
-        let job = RunningJob::start_from(runtime, id, &name, &valid.dataflow, valid.params, &options, restored)?;
+        let params = valid.params.clone();
+        let started =
+            RunningJob::start_from(runtime.clone(), id, &name, &valid.dataflow, valid.params, &options, restored);
+        // A job of the server's (restored or restarting) whose pipeline fails while it is
+        // built stays listed, waiting to be tried again: it can be seen and deleted. A
+        // job being created is refused.
+        let (job, unbuilt) = match started {
+            Ok(job) => (job, None),
+            Err(JobError::Runtime(error)) if !persist => {
+                (RunningJob::unbuilt(runtime, id, &name, &valid.dataflow, params, &options), Some(error))
+            }
+            Err(error) => return Err(error.into()),
+        };
         let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job));
         managed.checkpoint_to(store, last);
         if let Some(supervision) = supervision {
             managed.supervise_as(supervision);
+        }
+        if let Some(error) = unbuilt {
+            managed.crashed(format_args!("the pipeline failed to start: {error}"), now);
+            return Ok(managed);
         }
         if let (Some(dir), true) = (&self.data_dir, persist) {
             let written = write_atomically(&state_path(dir, &name), &state)
@@ -365,15 +386,13 @@ impl JobManager {
         let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, &name))).unwrap_or_default();
         let started = spec::validate(failed.spec.clone(), &self.registry, &self.policy(Origin::Operator))
             .map_err(CreateError::from)
-            .and_then(|valid| self.launch(valid, state, false, Some(supervision)));
+            .and_then(|valid| self.launch(valid, state, false, Some(supervision), now));
         match started {
             Ok(managed) => {
-                tracing::info!(job = %name, restarts = supervision.restarts, "job restarted");
+                if managed.state().0 == JobState::Running {
+                    tracing::info!(job = %name, restarts = supervision.restarts, "job restarted");
+                }
                 self.jobs.write().expect("jobs lock").insert(name, managed);
-            }
-            Err(CreateError::Job(JobError::Runtime(error))) => {
-                failed.supervise_as(supervision);
-                failed.crashed(format_args!("the pipeline failed to start: {error}"), now);
             }
             Err(error) => failed.give_up(format_args!("cannot restart: {error}")),
         }
