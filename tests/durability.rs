@@ -1,36 +1,44 @@
 //! Acknowledged means durable: the real binary killed (`kill -9`) at seeded random
-//! moments while four writers feed it over HTTP, restarted on the same data
+//! moments while four writers feed `window_agg` over HTTP, restarted on the same data
 //! directory, three rounds; every acknowledged request is applied exactly once, every
-//! request all or nothing.
+//! request all or nothing, and every record judged (on time, late, too late) as
+//! without the crash: the outputs equal the reference model of
+//! `window_agg_reference.rs` over the acknowledged records. Tumbling, sliding and
+//! session windows, 1 and 2 workers, with and without checkpoints.
 //!
-//! Each request carries the records of one key of its own, all in one window, so its
-//! window row tells whether it was applied, and whole: the row must be absent or hold
-//! exactly the request's count and sum. Acknowledged requests must have their row;
-//! requests cut by the kill (sent, no answer) may have it or not; no other row may
-//! exist. Lateness cannot hide a record: `max_out_of_orderness` is larger than any
-//! event time, so no record is too late whatever order the writers' requests took.
+//! Verdicts must not depend on the order in which concurrent writers' requests were
+//! applied, which the test cannot know: each round opens with an anchor record at
+//! `A` (acknowledged before the writers start), which sets the watermark to
+//! `A - OOO`, and the writers' records are all at or before `A`, so they never move
+//! it. Each is then on time, late or too late by its event time alone, and the model
+//! may take the acknowledged requests in any order. Each request has a key of its
+//! own and at least one record on time, so its key's rows tell whether a request the
+//! kill cut (sent, no answer) was applied; it must then be applied whole.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use crate::service::{Child, spawn_in};
+use crate::service::{Child, spawn_in_with};
+use crate::window_agg_reference::{Config, Window, compare_windows, model, multiset, multiset_diff};
 
 const WRITERS: usize = 4;
-const RECORDS_PER_REQUEST: usize = 20;
-const WINDOW: u64 = 1_000;
+const RECORDS_PER_REQUEST: usize = 8;
+const OOO: u64 = 2_000;
+const LATENESS: u64 = 1_000;
+/// Event time between two rounds' anchors.
+const ROUND: u64 = 100_000;
 
-/// What became of the requests sent: key -> (count, sum) for the acknowledged ones
-/// and for the ones the kill cut (no answer).
+/// The records of the requests sent, acknowledged or cut by the kill (no answer).
 #[derive(Default)]
 struct Sent {
-    acknowledged: BTreeMap<String, (u64, i64)>,
-    cut: BTreeMap<String, (u64, i64)>,
+    acknowledged: Vec<(String, Vec<Value>)>,
+    cut: Vec<(String, Vec<Value>)>,
 }
 
 struct Server {
@@ -39,21 +47,30 @@ struct Server {
 }
 
 impl Server {
-    async fn start(dir: &Path, round: usize) -> Server {
-        let (child, base) = spawn_in(dir, &format!("server-{round}")).await;
+    async fn start(dir: &Path, round: usize, workers: usize) -> Server {
+        let workers = workers.to_string();
+        let (child, base) = spawn_in_with(dir, &format!("server-{round}"), &["--workers", &workers]).await;
         Server { child, base }
     }
 }
 
-/// The records of request `n` of writer `w`: one key, one window, values from `rng`.
-fn request(w: usize, n: usize, rng: &mut ChaCha8Rng) -> (String, Vec<Value>, (u64, i64)) {
-    let key = format!("w{w}-r{n}");
-    let start = rng.random_range(0..500u64) * WINDOW;
-    let records: Vec<Value> = (0..RECORDS_PER_REQUEST)
-        .map(|_| json!({"key": key, "ts": start + rng.random_range(0..WINDOW), "value": rng.random_range(-100..100)}))
+/// Round `round`'s anchor: the latest event time of the round.
+fn anchor(round: usize) -> u64 {
+    (round as u64 + 1) * ROUND
+}
+
+/// The records of request `n` of writer `w` in round `round`: a key of its own, one
+/// record on time, the others anywhere from well too late to the anchor.
+fn request(w: usize, round: usize, n: usize, rng: &mut ChaCha8Rng) -> (String, Vec<Value>) {
+    let key = format!("w{w}-r{round}-n{n}");
+    let (a, watermark) = (anchor(round), anchor(round) - OOO);
+    let records = (0..RECORDS_PER_REQUEST)
+        .map(|i| {
+            let ts = if i == 0 { rng.random_range(watermark..=a) } else { rng.random_range(watermark - 4_000..=a) };
+            json!({"key": key, "ts": ts, "value": rng.random_range(-100..100)})
+        })
         .collect();
-    let sum = records.iter().map(|r| r["value"].as_i64().unwrap()).sum();
-    (key, records, (RECORDS_PER_REQUEST as u64, sum))
+    (key, records)
 }
 
 /// Writer `w` posts requests until its client fails (the server was killed).
@@ -61,15 +78,13 @@ async fn write(base: String, w: usize, round: usize, seed: u64, sent: Arc<Mutex<
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((w as u64) << 32) ^ round as u64);
     for n in 0.. {
-        let (key, records, expected) = request(w, round * 1_000_000 + n, &mut rng);
+        let (key, records) = request(w, round, n, &mut rng);
         let answer = client.post(format!("{base}/api/v1/jobs/d/inputs/events")).json(&records).send().await;
         match answer {
-            Ok(response) if response.status() == 200 => {
-                sent.lock().unwrap().acknowledged.insert(key, expected);
-            }
+            Ok(response) if response.status() == 200 => sent.lock().unwrap().acknowledged.push((key, records)),
             Ok(response) => panic!("writer {w}: answered {}: {:?}", response.status(), response.text().await),
             Err(_) => {
-                sent.lock().unwrap().cut.insert(key, expected);
+                sent.lock().unwrap().cut.push((key, records));
                 return;
             }
         }
@@ -77,34 +92,62 @@ async fn write(base: String, w: usize, round: usize, seed: u64, sent: Arc<Mutex<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_requests_survive_kill_9_exactly_once() {
-    kill_9_rounds(0).await;
+async fn tumbling_windows_survive_kill_9_on_one_worker_with_checkpoints() {
+    kill_9_rounds(Window::Tumbling { size: 1_000 }, 1, 150).await;
 }
 
-/// The same with a checkpoint every 150 ms: kills land before, during and after
-/// checkpoints, and a restarted job comes back from its last checkpoint plus what its
-/// log holds after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_requests_survive_kill_9_with_checkpoints() {
-    kill_9_rounds(150).await;
+async fn tumbling_windows_survive_kill_9_on_two_workers() {
+    kill_9_rounds(Window::Tumbling { size: 1_000 }, 2, 0).await;
 }
 
-/// Three rounds of four writers and a kill -9 at a seeded moment, on a job that
-/// checkpoints every `interval` ms (never with 0); then every row is checked.
-async fn kill_9_rounds(interval: u64) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_windows_survive_kill_9_on_one_worker() {
+    kill_9_rounds(Window::Sliding { size: 1_000, slide: 250 }, 1, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_windows_survive_kill_9_on_two_workers_with_checkpoints() {
+    kill_9_rounds(Window::Sliding { size: 1_000, slide: 250 }, 2, 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_kill_9_on_one_worker_with_checkpoints() {
+    kill_9_rounds(Window::Session { gap: 300 }, 1, 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_kill_9_on_two_workers() {
+    kill_9_rounds(Window::Session { gap: 300 }, 2, 0).await;
+}
+
+/// Three rounds of four writers and a kill -9 at a seeded moment, on `workers`
+/// workers, checkpointing every `interval` ms (never with 0); then every row of both
+/// outputs is checked against the model.
+async fn kill_9_rounds(window: Window, workers: usize, interval: u64) {
     let seed: u64 = std::env::var("TIDEMARK_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let sent = Arc::new(Mutex::new(Sent::default()));
     let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, body: Value| {
+        let request = client.post(format!("{base}/api/v1/jobs/d{path}")).json(&body).send();
+        let path = path.to_string();
+        async move {
+            let answer = request.await.expect("the server answers");
+            assert_eq!(answer.status(), 200, "{path}: {:?}", answer.text().await);
+        }
+    };
 
-    let mut server = Server::start(dir.path(), 0).await;
+    let mut server = Server::start(dir.path(), 0, workers).await;
     let spec = json!({
         "name": "d",
         "dataflow": "window_agg",
         "params": {
-            "window": {"tumbling": {"size": WINDOW}},
-            "max_out_of_orderness": 1_000_000_000u64,
+            "window": window.param(),
+            "max_out_of_orderness": OOO,
+            "allowed_lateness": LATENESS,
+            "retention": null,
             "idle_timeout_ms": null,
         },
         "checkpoint_interval_ms": interval,
@@ -112,8 +155,12 @@ async fn kill_9_rounds(interval: u64) {
     let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
     assert_eq!(created.status(), 201, "{:?}", created.text().await);
 
+    let mut anchors = Vec::new();
     let mut checkpoints = Vec::new();
     for round in 0..3 {
+        let record = json!({"key": "anchor", "ts": anchor(round), "value": 0});
+        post(&server.base, "/inputs/events", json!([record])).await;
+        anchors.push(record);
         let writers: Vec<_> =
             (0..WRITERS).map(|w| tokio::spawn(write(server.base.clone(), w, round, seed, sent.clone()))).collect();
         // Kill at a seeded random moment while the writers run.
@@ -122,7 +169,7 @@ async fn kill_9_rounds(interval: u64) {
         for writer in writers {
             writer.await.expect("writer");
         }
-        server = Server::start(dir.path(), round + 1).await;
+        server = Server::start(dir.path(), round + 1, workers).await;
         let status: Value =
             client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
         checkpoints.push(status["checkpoint"]["id"].as_u64());
@@ -135,40 +182,59 @@ async fn kill_9_rounds(interval: u64) {
         assert!(checkpoints.iter().all(Option::is_none), "{checkpoints:?}");
     }
 
-    // Past every event time (windows stay for `retention`, an hour of event time).
-    let advance = json!({"watermark": 600_000});
-    let advanced =
-        client.post(format!("{}/api/v1/jobs/d/inputs/events/advance", server.base)).json(&advance).send().await;
-    assert_eq!(advanced.unwrap().status(), 200);
-    let answer = client.get(format!("{}/api/v1/jobs/d/outputs/windows", server.base)).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    let body: Value = answer.json().await.unwrap();
-    let rows: BTreeMap<String, (u64, i64)> = body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let sum = r["sum"].as_f64().unwrap();
-            (r["key"].as_str().unwrap().to_string(), (r["count"].as_u64().unwrap(), sum as i64))
-        })
-        .collect();
+    // Past every event time: every window complete (none is evicted: no retention).
+    let end = anchor(2) + 1;
+    post(&server.base, "/inputs/events/advance", json!({"watermark": end})).await;
+    let read = |output: &str| {
+        let url = format!("{}/api/v1/jobs/d/outputs/{output}", server.base);
+        let (client, output) = (&client, output.to_string());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+                if body["frontier"].as_u64().is_some_and(|f| f >= end) {
+                    return body["rows"].as_array().unwrap().clone();
+                }
+                assert!(Instant::now() < deadline, "{output} not complete up to {end}: at {}", body["frontier"]);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (windows, dead) = (read("windows").await, read("dead_letter").await);
+
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     assert!(sent.acknowledged.len() > 3 * WRITERS, "too few requests got through: {}", sent.acknowledged.len());
-    let mut wrong = Vec::new();
-    for (key, expected) in &sent.acknowledged {
-        if rows.get(key) != Some(expected) {
-            wrong.push(format!("acknowledged {key}: expected {expected:?}, found {:?}", rows.get(key)));
+    let keys: BTreeSet<&str> = windows.iter().filter_map(|r| r["key"].as_str()).collect();
+    let applied_cut: Vec<&(String, Vec<Value>)> =
+        sent.cut.iter().filter(|(key, _)| keys.contains(key.as_str())).collect();
+    // The model takes each round's anchor, then the round's applied requests.
+    let mut lines = Vec::new();
+    for (round, anchor) in anchors.iter().enumerate() {
+        lines.push(anchor.to_string());
+        let round_key = format!("-r{round}-");
+        for (key, records) in sent.acknowledged.iter().chain(applied_cut.iter().copied()) {
+            if key.contains(&round_key) {
+                lines.extend(records.iter().map(Value::to_string));
+            }
         }
     }
-    for (key, found) in &rows {
-        match (sent.acknowledged.get(key), sent.cut.get(key)) {
-            (Some(_), _) => {}
-            (None, Some(expected)) if found == expected => {}
-            (None, Some(expected)) => wrong.push(format!("cut {key}: in part, {found:?} of {expected:?}")),
-            (None, None) => wrong.push(format!("{key}: never sent, found {found:?}")),
-        }
+    let cfg = Config::new(window).ooo(OOO).lateness(LATENESS);
+    let expected = model(&cfg, &lines);
+    let mut problems = compare_windows(&expected.windows, &windows);
+    if let Some(d) = multiset_diff(&multiset(&expected.dead_letter), &multiset(&dead)) {
+        problems.push(format!("dead_letter differs:{d}"));
     }
-    assert!(wrong.is_empty(), "{} of {} rows wrong:\n{}", wrong.len(), rows.len(), wrong.join("\n"));
+    problems.truncate(20);
+    assert!(
+        problems.is_empty(),
+        "{window:?} on {workers} workers, {} acknowledged and {} cut requests ({} applied): {}",
+        sent.acknowledged.len(),
+        sent.cut.len(),
+        applied_cut.len(),
+        problems.join("\n")
+    );
+    let too_late = expected.dead_letter.len();
+    assert!(too_late > 0 && expected.windows.len() > 100, "too little lateness to judge: {too_late} too late");
     let status: Value =
         client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["state"], "running", "{status}");
@@ -180,10 +246,9 @@ async fn kill_9_rounds(interval: u64) {
 async fn a_damaged_log_fails_its_job_alone() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let mut server = Server::start(dir.path(), 0).await;
+    let mut server = Server::start(dir.path(), 0, 2).await;
     for name in ["broken", "fine"] {
-        let spec =
-            json!({"name": name, "dataflow": "window_agg", "params": {"window": {"tumbling": {"size": WINDOW}}}});
+        let spec = json!({"name": name, "dataflow": "window_agg", "params": {"window": {"tumbling": {"size": 1_000}}}});
         let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
         assert_eq!(created.status(), 201);
         for n in 0..3 {
@@ -198,7 +263,7 @@ async fn a_damaged_log_fails_its_job_alone() {
     bytes[20] ^= 0xff; // inside the first of three frames
     std::fs::write(&log, bytes).unwrap();
 
-    let server = Server::start(dir.path(), 1).await;
+    let server = Server::start(dir.path(), 1, 2).await;
     let status: Value =
         client.get(format!("{}/api/v1/jobs/broken", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["state"], "failed", "{status}");
@@ -222,11 +287,11 @@ async fn a_damaged_log_fails_its_job_alone() {
 async fn watermarks_moved_by_the_wall_clock_come_back() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let mut server = Server::start(dir.path(), 0).await;
+    let mut server = Server::start(dir.path(), 0, 2).await;
     let spec = json!({
         "name": "idle",
         "dataflow": "window_agg",
-        "params": {"window": {"tumbling": {"size": WINDOW}}, "idle_timeout_ms": 200},
+        "params": {"window": {"tumbling": {"size": 1_000}}, "idle_timeout_ms": 200},
     });
     let created = client.post(format!("{}/api/v1/jobs", server.base)).json(&spec).send().await.unwrap();
     assert_eq!(created.status(), 201);
@@ -254,7 +319,7 @@ async fn watermarks_moved_by_the_wall_clock_come_back() {
     assert_eq!(report["too_late"], 1, "{report}");
     server.child.kill();
 
-    let server = Server::start(dir.path(), 1).await;
+    let server = Server::start(dir.path(), 1, 2).await;
     let status: Value =
         client.get(format!("{}/api/v1/jobs/idle", server.base)).send().await.unwrap().json().await.unwrap();
     let input = &status["inputs"]["events"];
@@ -272,7 +337,7 @@ async fn a_kill_while_a_checkpoint_is_written_keeps_the_previous_one() {
     const KEYS: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
-    let mut server = Server::start(dir.path(), 0).await;
+    let mut server = Server::start(dir.path(), 0, 2).await;
     let spec = json!({
         "name": "d", "dataflow": "window_agg", "checkpoint_interval_ms": 0,
         "params": {"window": {"tumbling": {"size": 3_600_000}}, "idle_timeout_ms": null},
@@ -306,7 +371,7 @@ async fn a_kill_while_a_checkpoint_is_written_keeps_the_previous_one() {
         tokio::time::sleep(Duration::from_millis(kill_at)).await;
         server.child.kill();
         let answered = checkpoint.await.unwrap().is_ok();
-        server = Server::start(dir.path(), round as usize).await;
+        server = Server::start(dir.path(), round as usize, 2).await;
         let status: Value =
             client.get(format!("{}/api/v1/jobs/d", server.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(status["state"], "running", "{status}");

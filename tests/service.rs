@@ -178,7 +178,7 @@ pub async fn spawn_in_with(dir: &Path, log: &str, args: &[&str]) -> (Child, Stri
     spawn_binary_with(&config, &dir.join("data"), dir.join(format!("{log}.log")), &args, "info").await
 }
 
-/// [`spawn_binary`] with more arguments (`--listen` among them replaces the default)
+/// [`spawn_binary`] with more arguments (`--listen` or `--workers` among them replaces the default)
 /// and a log filter (`RUST_LOG`); the base URL is `http://ADDR` whatever the scheme.
 pub async fn spawn_binary_with(
     config: &Path,
@@ -189,10 +189,11 @@ pub async fn spawn_binary_with(
 ) -> (Child, String) {
     let stderr = std::fs::File::create(&log).expect("log file");
     let listen: &[&str] = if args.iter().any(|a| *a == "--listen") { &[] } else { &["--listen", "127.0.0.1:0"] };
+    let workers: &[&str] = if args.iter().any(|a| *a == "--workers") { &[] } else { &["--workers", "2"] };
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .arg("serve")
         .args(listen)
-        .args(["--workers", "2"])
+        .args(workers)
         .arg("--config")
         .arg(config)
         .arg("--data-dir")

@@ -34,14 +34,14 @@ const MAX_TS: u64 = 1 << 62;
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Window {
+pub(crate) enum Window {
     Tumbling { size: u64 },
     Sliding { size: u64, slide: u64 },
     Session { gap: u64 },
 }
 
 impl Window {
-    fn param(self) -> Value {
+    pub(crate) fn param(self) -> Value {
         match self {
             Window::Tumbling { size } => json!({"tumbling": {"size": size}}),
             Window::Sliding { size, slide } => json!({"sliding": {"size": size, "slide": slide}}),
@@ -79,7 +79,7 @@ impl Emit {
 
 /// The parameters of one `window_agg` replay.
 #[derive(Clone, Copy, Debug)]
-struct Config {
+pub(crate) struct Config {
     window: Window,
     max_out_of_orderness: u64,
     allowed_lateness: u64,
@@ -89,16 +89,16 @@ struct Config {
 }
 
 impl Config {
-    fn new(window: Window) -> Config {
+    pub(crate) fn new(window: Window) -> Config {
         Config { window, max_out_of_orderness: 0, allowed_lateness: 0, retention: None, emit: Emit::Eager }
     }
 
-    fn ooo(mut self, max_out_of_orderness: u64) -> Config {
+    pub(crate) fn ooo(mut self, max_out_of_orderness: u64) -> Config {
         self.max_out_of_orderness = max_out_of_orderness;
         self
     }
 
-    fn lateness(mut self, allowed_lateness: u64) -> Config {
+    pub(crate) fn lateness(mut self, allowed_lateness: u64) -> Config {
         self.allowed_lateness = allowed_lateness;
         self
     }
@@ -205,7 +205,7 @@ fn fixed_windows(window: Window, ts: u64) -> Vec<(u64, u64)> {
 
 /// One row of `windows`.
 #[derive(Clone, Debug)]
-struct Row {
+pub(crate) struct Row {
     key: String,
     start: u64,
     end: u64,
@@ -327,12 +327,12 @@ fn dead_letter(record: Value, reason: &str, ts: Option<u64>) -> Value {
 
 /// What the model predicts a replay prints.
 #[derive(Clone, Debug)]
-struct Expected {
-    windows: Vec<Row>,
-    dead_letter: Vec<Value>,
+pub(crate) struct Expected {
+    pub(crate) windows: Vec<Row>,
+    pub(crate) dead_letter: Vec<Value>,
 }
 
-fn model(cfg: &Config, lines: &[String]) -> Expected {
+pub(crate) fn model(cfg: &Config, lines: &[String]) -> Expected {
     let lateness = cfg.allowed_lateness;
     let mut max_ts: Option<u64> = None;
     let mut dead = Vec::new();
@@ -417,7 +417,7 @@ fn canon(v: &Value) -> String {
 }
 
 /// Counts of canonical texts.
-fn multiset<'a>(values: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, i64> {
+pub(crate) fn multiset<'a>(values: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for v in values {
         *m.entry(canon(v)).or_insert(0) += 1;
@@ -426,7 +426,7 @@ fn multiset<'a>(values: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String,
 }
 
 /// What differs between two multisets, or `None`.
-fn multiset_diff(expected: &BTreeMap<String, i64>, actual: &BTreeMap<String, i64>) -> Option<String> {
+pub(crate) fn multiset_diff(expected: &BTreeMap<String, i64>, actual: &BTreeMap<String, i64>) -> Option<String> {
     let mut out = String::new();
     for (v, &n) in expected {
         let m = actual.get(v).copied().unwrap_or(0);
@@ -443,7 +443,7 @@ fn multiset_diff(expected: &BTreeMap<String, i64>, actual: &BTreeMap<String, i64
 }
 
 /// Problems with `windows` rows (empty: they match).
-fn compare_windows(expected: &[Row], actual: &[Value]) -> Vec<String> {
+pub(crate) fn compare_windows(expected: &[Row], actual: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut rows = Vec::new();
     for v in actual {
