@@ -43,6 +43,7 @@ pub(crate) mod codec;
 mod dead_letter;
 mod dedupe;
 mod description;
+mod expire;
 mod fields;
 mod input;
 mod iterate;

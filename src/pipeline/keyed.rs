@@ -65,6 +65,12 @@ pub(crate) trait Snapshot: KeyedLogic {
     /// the watermarks of the checkpoint), and appends the output rows it shows, which
     /// the restored operator emits again at the checkpoint's frontier.
     fn restore(&mut self, key: Self::Key, saved: Self::Saved, shown: &mut Vec<Self::Out>);
+    /// Once every key is restored from a checkpoint at `frontier`: changes beyond the
+    /// rows shown, with their times (a retraction the logic had made ahead of its time
+    /// and that falls at or after `frontier`, with the row it retracts shown before).
+    fn take_restored(&mut self, _frontier: Time) -> Vec<(Self::Out, Time, Diff)> {
+        Vec::new()
+    }
 
     /// From now on, keeps for [`Snapshot::take_settled`] the rows that leave the
     /// logic's state while they stay in its output for good (a final window without

@@ -129,6 +129,11 @@ impl JobState {
         Some((state, format!("{n}:{name}")))
     }
 
+    /// Whether the job being built on this thread takes checkpoints.
+    pub(crate) fn checkpointed() -> bool {
+        BUILDING.with(|b| b.borrow().is_some())
+    }
+
     /// Notes, if a job is being built on this thread, that `what` keeps state outside
     /// the keyed operators (a raw collection of an input, direct timely access): the job
     /// cannot be checkpointed.

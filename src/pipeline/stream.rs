@@ -66,21 +66,39 @@ impl<'s, D: Data> Stream<'s, D> {
     /// The records as a plain differential collection: the escape hatch to raw
     /// differential dataflow. Records are never retracted by time: apply
     /// [`Stream::expire`] instead to bound what downstream operators keep.
+    ///
+    /// In a job that takes checkpoints the records pass through a keyed operator that
+    /// counts each distinct record (its state, which checkpoints hold), so that a
+    /// restored job gets the collection back: memory for every distinct record, once
+    /// more than what downstream operators keep.
     pub fn collection(self) -> Collection<'s, D> {
-        JobState::outside("a raw collection of an input (`Stream::collection`)");
-        self.inner.map(|(d, _)| d)
+        if !JobState::checkpointed() {
+            return self.inner.map(|(d, _)| d);
+        }
+        let Stream { inner, clock, mode } = self;
+        keyed(inner, |d: &D| d.hashed(), |d: D| (d, ()), &[clock], mode, "collection", PassThrough::default())
     }
 
-    /// The records with their stamps (the watermark at arrival).
+    /// The records with their stamps (the watermark at arrival); held by checkpoints as
+    /// [`Stream::collection`] is.
     pub fn stamped(self) -> Collection<'s, (D, Time)> {
-        JobState::outside("a raw collection of an input (`Stream::stamped`)");
-        self.inner
+        if !JobState::checkpointed() {
+            return self.inner;
+        }
+        let Stream { inner, clock, mode } = self;
+        let inner = inner.map(|(d, stamp)| ((d, stamp), stamp));
+        let hash = |d: &(D, Time)| d.hashed();
+        keyed(inner, hash, |d: (D, Time)| (d, ()), &[clock], mode, "stamped", PassThrough::default())
     }
 
     /// The records as a collection in which each is retracted again at time `until(record)`
-    /// (or at once, if that time has passed when it arrives).
+    /// (or at once, if that time has passed when it arrives). In a job that takes
+    /// checkpoints, the records not yet retracted are its state, which they hold.
     pub fn expire(self, until: impl Fn(&D) -> Time + 'static) -> Collection<'s, D> {
-        self.collection().join_function(move |d: D| {
+        if JobState::checkpointed() {
+            return self.expire_checkpointed(until);
+        }
+        self.inner.map(|(d, _)| d).join_function(move |d: D| {
             let at = until(&d);
             [(d.clone(), 0, 1), (d, at, -1)]
         })

@@ -52,9 +52,9 @@ use tokio::sync::broadcast;
 
 use super::{Sink, SinkStatus};
 use crate::kafka::client::{self, Context, Role};
-use crate::kafka::{ClientError, SinkPosition, SinkSpec};
+use crate::kafka::{SinkPosition, SinkSpec};
 use crate::pipeline::{Diff, Time};
-use crate::runtime::{Materialized, Start, Step, Unanswerable};
+use crate::runtime::{Materialized, Step};
 
 mod readback;
 
@@ -285,79 +285,6 @@ impl Writer {
                 return;
             }
             let _ = producer.flush(CHECK);
-        }
-    }
-
-    /// Reads the topic back and writes what it lacks of the output's content; returns
-    /// the stream of later steps and the topic's partitions (`None`: stopped).
-    ///
-    /// From a known position (the latest progress every partition received, or the
-    /// one a checkpoint kept) only what follows it is read: what precedes it sums to
-    /// the output's content at its progress `P`, so the output's changes from `P` on
-    /// (its history) stand for it. When the history no longer reaches `P`, or the topic
-    /// does not hold what the position says, the whole topic is read.
-    fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, ClientError> {
-        let mut from = self.shared.context.delivered_progress();
-        loop {
-            self.shared.set_state("reading back");
-            let Some(written) = self.read_back(from.as_ref())? else { return Ok(None) };
-            *self.shared.read_back.lock().expect("read-back lock") =
-                Some(ReadBack { from: written.from, messages: written.read });
-            *self.shared.progress.lock().expect("progress lock") = written.progress;
-            if written.foreign > 0 {
-                self.shared.context.trouble(format!(
-                    "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
-                    self.spec.topic, written.foreign
-                ));
-            }
-            if let Some(progress) = written.progress {
-                self.shared.set_state(format!("waiting for the output to reach {progress}"));
-                while !self.output.wait_for(progress, CHECK) {
-                    if self.stopped() {
-                        return Ok(None);
-                    }
-                }
-            }
-            let subscription = match self.output.subscribe(written.from.map_or(Start::Snapshot, Start::Since)) {
-                Err(Unanswerable::Gone { since }) if written.from.is_some() => {
-                    tracing::info!(
-                        sink = %self.name, topic = %self.spec.topic, position = ?written.from, since,
-                        "kafka: the output's history no longer reaches the sink's position; reading the whole topic"
-                    );
-                    from = None;
-                    continue;
-                }
-                subscribed => subscribed?,
-            };
-            let Some(frontier) = subscription.frontier else { return Ok(None) };
-            let mut difference = written.rows;
-            let content = subscription.snapshot.unwrap_or_default().into_iter();
-            let changes = subscription.backlog.iter().flat_map(|b| b.changes.iter().cloned());
-            for (row, diff) in content.chain(changes) {
-                *difference.entry(Box::from(&*row)).or_default() -= diff;
-            }
-            let time = frontier.saturating_sub(1).max(written.progress.unwrap_or(0));
-            let mut corrections: Vec<(Box<str>, Diff)> =
-                difference.into_iter().filter(|(_, d)| *d != 0).map(|(row, d)| (row, -d)).collect();
-            corrections.sort();
-            // Nothing of the topic is in flight: progress from here on marks positions.
-            self.shared.context.resume_progress(written.partitions.max(1) as usize, None);
-            for (row, diff) in &corrections {
-                if !self.send_change(producer, time, row, *diff) {
-                    return Ok(None);
-                }
-            }
-            if written.progress.is_none_or(|p| frontier > p)
-                && !self.send_progress(producer, frontier, written.partitions)
-            {
-                return Ok(None);
-            }
-            tracing::info!(
-                sink = %self.name, topic = %self.spec.topic, frontier, corrections = corrections.len(),
-                read_back = written.read, from = ?written.from, "kafka: sink resumed"
-            );
-            self.shared.context.clear_trouble();
-            return Ok(Some((subscription.steps, written.partitions)));
         }
     }
 

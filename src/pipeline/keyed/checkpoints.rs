@@ -25,6 +25,8 @@ pub(crate) trait SnapshotBytes<K, O> {
     fn track(&mut self);
     /// See [`Snapshot::take_settled`].
     fn settled(&mut self) -> Vec<O>;
+    /// See [`Snapshot::take_restored`].
+    fn restored(&mut self, frontier: Time) -> Vec<(O, Time, Diff)>;
     /// The worker this key's entry belongs to (the exchange's rule).
     fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error>;
 }
@@ -61,6 +63,10 @@ where
 
     fn settled(&mut self) -> Vec<L::Out> {
         self.take_settled()
+    }
+
+    fn restored(&mut self, frontier: Time) -> Vec<(L::Out, Time, Diff)> {
+        self.take_restored(frontier)
     }
 
     fn owner(&self, key: &[u8], workers: usize) -> Result<usize, bincode::Error> {
@@ -122,7 +128,9 @@ impl Checkpoints {
             }
         }
         let at = frontier.saturating_sub(1);
-        shown.into_iter().map(|row| (row, at, 1)).collect()
+        let mut restored: Vec<(L::Out, Time, Diff)> = shown.into_iter().map(|row| (row, at, 1)).collect();
+        restored.extend(snapshot.restored(frontier));
+        restored
     }
 
     /// Hands the store this operator's part of the checkpoint asked for, once the input

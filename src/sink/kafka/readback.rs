@@ -13,10 +13,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{CHECK, REQUEST_TIMEOUT, Writer};
+use super::{CHECK, KafkaProducer, REQUEST_TIMEOUT, ReadBack, Resumed, Writer};
 use crate::kafka::client::{self, Role};
 use crate::kafka::{ClientError, CreateFailure, SinkPosition};
 use crate::pipeline::{Diff, Time};
+use crate::runtime::{Start, Unanswerable};
 
 /// What the topic holds.
 pub(super) struct Written {
@@ -44,6 +45,79 @@ struct Entry<'a> {
 }
 
 impl Writer {
+    /// Reads the topic back and writes what it lacks of the output's content; returns
+    /// the stream of later steps and the topic's partitions (`None`: stopped).
+    ///
+    /// From a known position (the latest progress every partition received, or the
+    /// one a checkpoint kept) only what follows it is read: what precedes it sums to
+    /// the output's content at its progress `P`, so the output's changes from `P` on
+    /// (its history) stand for it. When the history no longer reaches `P`, or the topic
+    /// does not hold what the position says, the whole topic is read.
+    pub(super) fn reconcile(&self, producer: &KafkaProducer) -> Result<Option<Resumed>, ClientError> {
+        let mut from = self.shared.context.delivered_progress();
+        loop {
+            self.shared.set_state("reading back");
+            let Some(written) = self.read_back(from.as_ref())? else { return Ok(None) };
+            *self.shared.read_back.lock().expect("read-back lock") =
+                Some(ReadBack { from: written.from, messages: written.read });
+            *self.shared.progress.lock().expect("progress lock") = written.progress;
+            if written.foreign > 0 {
+                self.shared.context.trouble(format!(
+                    "topic `{}` holds {} messages that are neither data nor progress; they are ignored",
+                    self.spec.topic, written.foreign
+                ));
+            }
+            if let Some(progress) = written.progress {
+                self.shared.set_state(format!("waiting for the output to reach {progress}"));
+                while !self.output.wait_for(progress, CHECK) {
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                }
+            }
+            let subscription = match self.output.subscribe(written.from.map_or(Start::Snapshot, Start::Since)) {
+                Err(Unanswerable::Gone { since }) if written.from.is_some() => {
+                    tracing::info!(
+                        sink = %self.name, topic = %self.spec.topic, position = ?written.from, since,
+                        "kafka: the output's history no longer reaches the sink's position; reading the whole topic"
+                    );
+                    from = None;
+                    continue;
+                }
+                subscribed => subscribed?,
+            };
+            let Some(frontier) = subscription.frontier else { return Ok(None) };
+            let mut difference = written.rows;
+            let content = subscription.snapshot.unwrap_or_default().into_iter();
+            let changes = subscription.backlog.iter().flat_map(|b| b.changes.iter().cloned());
+            for (row, diff) in content.chain(changes) {
+                *difference.entry(Box::from(&*row)).or_default() -= diff;
+            }
+            let time = frontier.saturating_sub(1).max(written.progress.unwrap_or(0));
+            let mut corrections: Vec<(Box<str>, Diff)> =
+                difference.into_iter().filter(|(_, d)| *d != 0).map(|(row, d)| (row, -d)).collect();
+            corrections.sort();
+            // Nothing of the topic is in flight: progress from here on marks positions.
+            self.shared.context.resume_progress(written.partitions.max(1) as usize, None);
+            for (row, diff) in &corrections {
+                if !self.send_change(producer, time, row, *diff) {
+                    return Ok(None);
+                }
+            }
+            if written.progress.is_none_or(|p| frontier > p)
+                && !self.send_progress(producer, frontier, written.partitions)
+            {
+                return Ok(None);
+            }
+            tracing::info!(
+                sink = %self.name, topic = %self.spec.topic, frontier, corrections = corrections.len(),
+                read_back = written.read, from = ?written.from, "kafka: sink resumed"
+            );
+            self.shared.context.clear_trouble();
+            return Ok(Some((subscription.steps, written.partitions)));
+        }
+    }
+
     /// Reads the topic from `from` (the whole of it without one, or if it does not
     /// hold what `from` says), creating it if it does not exist (`None`: stopped).
     pub(super) fn read_back(&self, from: Option<&SinkPosition>) -> Result<Option<Written>, ClientError> {
