@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod file_root;
+pub mod history;
 pub mod managed;
 pub mod manager;
 pub mod params;

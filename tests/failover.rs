@@ -86,6 +86,15 @@ async fn a_panicking_job_restarts_alone_then_fails() {
     let (status, body) = server.get("/api/v1/jobs/poisoned/outputs/counts?key=fine").await;
     assert_eq!(status, 200, "{body}");
 
+    // Its history tells the story: four restarts, each after a failure, then failed.
+    let (status, history) = server.get("/api/v1/jobs/poisoned/history").await;
+    assert_eq!(status, 200, "{history}");
+    let events: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events.iter().filter(|e| **e == "restarting").count(), 4, "{history:#}");
+    assert_eq!(events.last(), Some(&"failed"), "{history:#}");
+    let restarting = history.as_array().unwrap().iter().find(|e| e["event"] == "restarting").unwrap();
+    assert!(restarting["error"].as_str().unwrap().contains("boom"), "{restarting}");
+
     assert_eq!(server.delete("/api/v1/jobs/poisoned").await, 204);
     let (status, _) = server.get("/api/v1/jobs/poisoned").await;
     assert_eq!(status, 404);

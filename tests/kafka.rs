@@ -970,3 +970,46 @@ async fn injected_broker_faults_lose_nothing() {
     assert_sink_exact(&api, &kafka, "faults", sink).await;
     server.stop().await;
 }
+
+/// A Kafka job suspended after its first records, while more arrive, then resumed: it
+/// reads nothing while suspended (its sink writes nothing), and afterwards its windows
+/// equal the reference over the whole topic and its sink topic is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_kafka_job_resumes_from_its_offsets() {
+    let Some(kafka) = broker() else { return };
+    let (topic, sink) = (unique("suspended"), unique("suspended-sink"));
+    kafka.create_topic(&topic, 3).await;
+    let first = events(21, 3, 1000, 0);
+    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("suspended", &kafka.brokers, &topic, Some(&sink))).await;
+    assert_eq!(code, 201, "{body}");
+    api.wait_until("suspended", "the first records", |s| {
+        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
+    })
+    .await;
+    assert_sink_exact(&api, &kafka, "suspended", &sink).await;
+    let (code, body) = api.post("/api/v1/jobs/suspended/suspend", &json!({})).await;
+    assert_eq!((code, body["state"].as_str()), (200, Some("suspended")), "{body}");
+    let written = kafka.read_all(&sink).len();
+
+    let second = events(22, 3, 1000, 100_000);
+    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    kafka.produce(&topic, &messages);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, status) = api.get("/api/v1/jobs/suspended").await;
+    assert_eq!(status["state"], "suspended", "{status}");
+    assert_eq!(status["inputs"]["events"]["accepted"], json!(first.len()), "read while suspended: {status:#}");
+    assert_eq!(kafka.read_all(&sink).len(), written, "the sink wrote while suspended");
+
+    let (code, body) = api.post("/api/v1/jobs/suspended/resume", &json!({})).await;
+    assert_eq!((code, body["state"].as_str()), (200, Some("running")), "{body}");
+    api.wait_caught_up("suspended", 3).await;
+    let (_, rows) = api.rows("suspended", "windows").await;
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    assert_windows(&rows, &reference(&all));
+    assert_sink_exact(&api, &kafka, "suspended", &sink).await;
+    server.stop().await;
+}

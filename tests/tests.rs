@@ -18,6 +18,7 @@ mod jobs;
 mod kafka;
 mod kmeans_reference;
 mod layers;
+mod lifecycle;
 mod logreg_reference;
 // Shared by the test modules; not every helper is used by every module.
 #[allow(dead_code)]

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 mod checkpoints;
 
 use super::checkpoint::{CheckpointFailed, NoCheckpoints};
+use super::history::History;
 use super::spec::JobSpec;
 use super::{JobError, RunningJob};
 use crate::checkpoint::Store;
@@ -58,6 +59,21 @@ pub enum JobState {
     /// A source failed, or the pipeline failed [`MAX_FAILURES`] times in a row; its
     /// outputs keep their last content.
     Failed,
+    /// Suspended after a checkpoint: its sources, sinks and clock are stopped and it
+    /// takes no input; its outputs keep their content at the checkpoint. It stays so
+    /// across restarts until resumed.
+    Suspended,
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JobState::Running => "running",
+            JobState::Restarting => "restarting",
+            JobState::Failed => "failed",
+            JobState::Suspended => "suspended",
+        })
+    }
 }
 
 /// What the supervisor knows of a job across its runs.
@@ -92,6 +108,17 @@ pub struct CheckpointInfo {
     pub at: u64,
 }
 
+/// Why a job was not suspended.
+#[derive(Debug, thiserror::Error)]
+pub enum SuspendError {
+    /// It is not running.
+    #[error("the job is {0}, not running")]
+    NotRunning(JobState),
+    /// Its checkpoint failed (it runs on).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointFailed),
+}
+
 /// A running source and the inputs it feeds.
 type Running = (Vec<usize>, Arc<dyn Source>);
 
@@ -117,6 +144,8 @@ pub struct ManagedJob {
     checkpointing: Mutex<Option<JoinHandle<()>>>,
     /// Where each source stood at the last checkpoint, by input.
     checkpointed: Mutex<BTreeMap<String, Position>>,
+    /// What happened to it, across its runs and the server's restarts.
+    pub history: Arc<History>,
 }
 
 impl ManagedJob {
@@ -126,6 +155,7 @@ impl ManagedJob {
         sources: Vec<SourceSpec>,
         sinks: Vec<(usize, SinkSpec)>,
         job: RunningJob,
+        history: Arc<History>,
     ) -> ManagedJob {
         ManagedJob {
             spec,
@@ -142,6 +172,7 @@ impl ManagedJob {
             checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(None),
             checkpointed: Mutex::new(Default::default()),
+            history,
         }
     }
 
@@ -199,7 +230,39 @@ impl ManagedJob {
     /// Marks the job failed, whatever its state.
     pub(super) fn give_up(&self, error: impl std::fmt::Display) {
         tracing::error!(job = %self.spec.name, %error, "job failed");
+        self.history.record("failed", serde_json::json!({"error": error.to_string()}));
         *self.status.lock().expect("status lock") = (JobState::Failed, Some(error.to_string()));
+    }
+
+    /// Suspends the job (see [`JobState::Suspended`]): refuses input from now on,
+    /// checkpoints, then stops its sinks, sources and clock. If the checkpoint fails
+    /// the job runs on. A suspended job is left as it is.
+    pub(super) fn suspend(&self) -> Result<(), SuspendError> {
+        {
+            let mut status = self.status.lock().expect("status lock");
+            match status.0 {
+                JobState::Running => *status = (JobState::Suspended, None),
+                JobState::Suspended => return Ok(()),
+                state => return Err(SuspendError::NotRunning(state)),
+            }
+        }
+        match self.checkpoint() {
+            Ok(taken) => {
+                self.stop_feeding();
+                self.history.record("suspended", serde_json::json!({"checkpoint": taken.id}));
+                Ok(())
+            }
+            Err(failed) => {
+                *self.status.lock().expect("status lock") = (JobState::Running, None);
+                Err(SuspendError::Checkpoint(failed))
+            }
+        }
+    }
+
+    /// Marks a job restored at a server start suspended, as it was (its sources were
+    /// not started).
+    pub(super) fn stay_suspended(&self) {
+        *self.status.lock().expect("status lock") = (JobState::Suspended, None);
     }
 
     /// One look of the supervisor at `now`: a running job whose pipeline failed stops
@@ -228,11 +291,14 @@ impl ManagedJob {
             supervision.due = None;
             let error = format!("{why} ({failures} failures in a row without a checkpoint: not restarted again)");
             tracing::error!(job = %self.spec.name, %error, "job failed");
+            self.history.record("failed", serde_json::json!({"error": error}));
             *status = (JobState::Failed, Some(error));
         } else {
             let wait = backoff(failures);
             supervision.due = Some(now + wait);
             tracing::warn!(job = %self.spec.name, error = %why, ?wait, failures, "job restarting");
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            self.history.record("restarting", serde_json::json!({"error": why.to_string(), "wait_ms": wait_ms}));
             *status = (JobState::Restarting, Some(why.to_string()));
         }
     }

@@ -30,10 +30,17 @@ use std::time::{Duration, Instant};
 
 mod files;
 
-use files::{State, checkpoint_dir, keep_offsets, log_dir, read_state, spec_path, state_path, write_atomically};
+mod lifecycle;
+
+pub use lifecycle::LifecycleError;
+
+use files::{
+    State, checkpoint_dir, history_path, keep_offsets, log_dir, read_state, spec_path, state_path, write_atomically,
+};
 
 use super::checkpoint::{NoCheckpoints, Restored};
 use super::file_root::FileRoot;
+use super::history::History;
 use super::managed::{self, CheckpointInfo, JobState, ManagedJob};
 use super::spec::{self, JobSpec, Origin, Policy, SpecError, ValidSpec};
 use super::{JobError, JobOptions, RunningJob};
@@ -204,7 +211,7 @@ impl JobManager {
                 offsets.insert(input, resolved);
             }
         }
-        self.start(valid, State { offsets }, Some(origin))
+        self.start(valid, State { offsets, suspended: false }, Some(origin))
     }
 
     /// Refuses a job from the API when the server runs as many as it may.
@@ -227,7 +234,16 @@ impl JobManager {
         if let Some(origin) = created {
             self.check_room(origin)?;
         }
-        let managed = self.launch(valid, state, created.is_some(), None, Instant::now())?;
+        let history = self.data_dir.as_ref().map(|dir| history_path(dir, &name));
+        if let (Some(path), Some(_)) = (&history, created) {
+            // A new job starts with an empty history, whatever a job of its name left.
+            let _ = std::fs::remove_file(path);
+        }
+        let history = Arc::new(History::open(history));
+        if created.is_some() {
+            history.record("created", serde_json::json!({"dataflow": valid.spec.dataflow}));
+        }
+        let managed = self.launch(valid, state, created.is_some(), None, Instant::now(), history)?;
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
         if managed.state().0 == JobState::Running {
             tracing::info!(job = %name, dataflow = %managed.spec.dataflow, "job started");
@@ -246,6 +262,7 @@ impl JobManager {
         persist: bool,
         supervision: Option<managed::Supervision>,
         now: Instant,
+        history: Arc<History>,
     ) -> Result<Arc<ManagedJob>, CreateError> {
         let name = valid.spec.name.clone();
         let options = JobOptions {
@@ -294,7 +311,7 @@ impl JobManager {
             }
             Err(error) => return Err(error.into()),
         };
-        let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job));
+        let managed = Arc::new(ManagedJob::new(valid.spec, valid.sources, valid.sinks, job, history));
         managed.checkpoint_to(store, last);
         if let Some(supervision) = supervision {
             managed.supervise_as(supervision);
@@ -313,6 +330,10 @@ impl JobManager {
         }
         if let Some(why) = unreadable {
             managed.give_up(why);
+            return Ok(managed);
+        }
+        if state.suspended {
+            managed.stay_suspended();
             return Ok(managed);
         }
         let logs = self.data_dir.as_ref().map(|dir| log_dir(dir, &name));
@@ -336,6 +357,8 @@ impl JobManager {
             logs.as_deref(),
             restored_sinks,
         );
+        let from = managed.last_checkpoint().0.map(|c| c.id);
+        managed.history.record("started", serde_json::json!({"checkpoint": from}));
         Ok(managed)
     }
 
@@ -390,7 +413,7 @@ impl JobManager {
         let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, &name))).unwrap_or_default();
         let started = spec::validate(failed.spec.clone(), &self.registry, &self.policy(Origin::Operator))
             .map_err(CreateError::from)
-            .and_then(|valid| self.launch(valid, state, false, Some(supervision), now));
+            .and_then(|valid| self.launch(valid, state, false, Some(supervision), now, failed.history.clone()));
         match started {
             Ok(managed) => {
                 if managed.state().0 == JobState::Running {
@@ -413,6 +436,7 @@ impl JobManager {
             let _ = std::fs::remove_dir_all(log_dir(dir, name));
             let _ = std::fs::remove_dir_all(checkpoint_dir(dir, name));
         }
+        job.history.remove();
         tracing::info!(job = %name, "job deleted");
         true
     }

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::job::JobError;
-use crate::job::manager::CreateError;
+use crate::job::checkpoint::CheckpointFailed;
+use crate::job::managed::SuspendError;
+use crate::job::manager::{CreateError, LifecycleError};
 use crate::job::spec::SpecError;
 use crate::runtime::{RuntimeError, Unanswerable};
 
@@ -91,6 +93,30 @@ impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> ApiError {
         let status = if e.malformed { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
         ApiError::new(status, e.code, e.to_string())
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> ApiError {
+        match e {
+            LifecycleError::NotFound(job) => ApiError::not_found(Missing::Job, &job),
+            LifecycleError::Suspend(SuspendError::NotRunning(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "job_not_running", e.to_string())
+            }
+            LifecycleError::Suspend(SuspendError::Checkpoint(failed)) => checkpoint_failed(failed),
+            LifecycleError::Resume(e) => e.into(),
+            LifecycleError::Persist(e) => ApiError::unavailable(e),
+        }
+    }
+}
+
+/// A checkpoint that was not taken: 409 if the job cannot be checkpointed, else 503.
+pub(super) fn checkpoint_failed(failed: CheckpointFailed) -> ApiError {
+    match failed {
+        CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled => {
+            ApiError::new(StatusCode::CONFLICT, "not_checkpointable", failed.to_string())
+        }
+        failed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "checkpoint_failed", failed.to_string()),
     }
 }
 

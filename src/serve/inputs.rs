@@ -39,8 +39,8 @@ fn http_input(app: &AppState, job: &str, input: &str) -> Result<(Arc<ManagedJob>
     }
 }
 
-/// Why a job that is not running takes no input: it failed (409), or it waits to
-/// restart (503: a retry after its restart will be taken).
+/// Why a job that is not running takes no input: it failed or is suspended (409), or
+/// it waits to restart (503: a retry after its restart will be taken).
 pub(super) fn not_running(job: &ManagedJob) -> Option<ApiError> {
     let name = &job.spec.name;
     match job.state() {
@@ -48,6 +48,10 @@ pub(super) fn not_running(job: &ManagedJob) -> Option<ApiError> {
         (JobState::Failed, error) => {
             let message = format!("job `{name}` has failed: {}", error.unwrap_or_default());
             Some(ApiError::new(StatusCode::CONFLICT, "job_failed", message))
+        }
+        (JobState::Suspended, _) => {
+            let message = format!("job `{name}` is suspended; resume it first (POST /api/v1/jobs/{name}/resume)");
+            Some(ApiError::new(StatusCode::CONFLICT, "job_suspended", message))
         }
         (JobState::Restarting, error) => {
             let message =

@@ -11,7 +11,6 @@ use axum::routing::{get, post};
 use super::AppState;
 use super::error::{ApiError, Missing};
 use super::schema::{DataflowListing, InputStatus, JobStatus, OutputStatus, PartitionEntry, Sorted};
-use crate::job::checkpoint::CheckpointFailed;
 use crate::job::managed::{CheckpointInfo, ManagedJob};
 use crate::job::params::JobParams;
 use crate::job::spec::{self, Origin};
@@ -24,6 +23,9 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route("/api/v1/jobs", get(list).post(create))
         .route("/api/v1/jobs/{job}", get(describe).delete(delete))
         .route("/api/v1/jobs/{job}/checkpoint", post(checkpoint))
+        .route("/api/v1/jobs/{job}/suspend", post(suspend))
+        .route("/api/v1/jobs/{job}/resume", post(resume))
+        .route("/api/v1/jobs/{job}/history", get(history))
 }
 
 async fn dataflows(State(app): State<AppState>) -> Sorted<Vec<DataflowListing>> {
@@ -65,12 +67,30 @@ async fn checkpoint(State(app): State<AppState>, Path(name): Path<String>) -> Re
         return Err(refused);
     }
     let taken = tokio::task::spawn_blocking(move || job.checkpoint()).await.map_err(ApiError::unavailable)?;
-    taken.map(Sorted).map_err(|failed| match failed {
-        CheckpointFailed::Unsupported(_) | CheckpointFailed::Disabled => {
-            ApiError::new(StatusCode::CONFLICT, "not_checkpointable", failed.to_string())
-        }
-        failed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "checkpoint_failed", failed.to_string()),
-    })
+    taken.map(Sorted).map_err(super::error::checkpoint_failed)
+}
+
+/// Checkpoints the job, then stops its sources: it takes no input until resumed.
+async fn suspend(State(app): State<AppState>, Path(name): Path<String>) -> Result<Sorted<JobStatus>, ApiError> {
+    let jobs = app.clone();
+    let job = tokio::task::spawn_blocking(move || jobs.jobs.suspend(&name)).await.map_err(ApiError::unavailable)??;
+    Ok(Sorted(status(&job)))
+}
+
+/// Starts a suspended (or failed) job again from its last checkpoint.
+async fn resume(State(app): State<AppState>, Path(name): Path<String>) -> Result<Sorted<JobStatus>, ApiError> {
+    let jobs = app.clone();
+    let job = tokio::task::spawn_blocking(move || jobs.jobs.resume(&name)).await.map_err(ApiError::unavailable)??;
+    Ok(Sorted(status(&job)))
+}
+
+/// What happened to the job, oldest first.
+async fn history(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Vec<serde_json::Value>>, ApiError> {
+    let job = app.jobs.get(&name).ok_or_else(|| ApiError::not_found(Missing::Job, &name))?;
+    Ok(axum::Json(job.history.events()))
 }
 
 async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {

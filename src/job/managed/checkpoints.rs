@@ -33,6 +33,8 @@ impl ManagedJob {
         let mut error = self.checkpoint_error.lock().expect("checkpoint error lock");
         match &taken {
             Ok(info) => {
+                let recorded = serde_json::json!({"id": info.id, "frontier": info.frontier, "bytes": info.bytes});
+                self.history.record("checkpoint", recorded);
                 *error = None;
                 *self.last_checkpoint.lock().expect("checkpoint lock") = Some(info.clone());
                 self.supervision.lock().expect("supervision lock").failures = 0;

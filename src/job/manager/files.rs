@@ -23,6 +23,20 @@ pub(super) fn checkpoint_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join("checkpoints").join(name)
 }
 
+/// Where a job's history lives.
+pub(super) fn history_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("history").join(format!("{name}.ndjson"))
+}
+
+/// Notes in job `job`'s state whether it is suspended.
+pub(super) fn set_suspended(dir: &Path, job: &str, suspended: bool) -> std::io::Result<()> {
+    let _writing = STATE_WRITES.lock().expect("state lock");
+    let path = state_path(dir, job);
+    let mut state = read_state(&path);
+    state.suspended = suspended;
+    write_atomically(&path, &state)
+}
+
 pub(super) fn state_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("state").join(format!("{name}.json"))
 }
@@ -33,6 +47,9 @@ pub(super) struct State {
     /// Starting offsets per Kafka input, by partition.
     #[serde(default)]
     pub(super) offsets: BTreeMap<String, Offsets>,
+    /// Whether the job is suspended (it stays so across restarts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) suspended: bool,
 }
 
 /// The state kept in `path` (empty if there is none or it cannot be read: sources
