@@ -206,6 +206,34 @@ impl Store {
         Ok(folded)
     }
 
+    /// Copies the current checkpoint into the new directory `to` (its files linked
+    /// where the file system allows: they never change once written), and returns its
+    /// manifest; `None` if there is no checkpoint.
+    pub fn copy_current(&self, to: &Path) -> Result<Option<Manifest>, CheckpointError> {
+        let Some(manifest) = &self.current else { return Ok(None) };
+        let io = |source| CheckpointError::Io { path: to.to_path_buf(), source };
+        std::fs::create_dir_all(to).map_err(io)?;
+        let names = std::iter::once(format!("manifest-{:020}.json", manifest.seq))
+            .chain(manifest.parts.values().flatten().map(|p| p.file.clone()));
+        for name in names {
+            let (from, into) = (self.dir.join(&name), to.join(&name));
+            if std::fs::hard_link(&from, &into).is_err() {
+                std::fs::copy(&from, &into).map_err(io)?;
+                File::open(&into).and_then(|f| f.sync_all()).map_err(io)?;
+            }
+        }
+        File::open(to).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(Some(manifest.clone()))
+    }
+
+    /// Commits a new manifest of the current checkpoint with `job` as the job's part.
+    pub fn replace_job(&mut self, job: serde_json::Value) -> Result<(), CheckpointError> {
+        let Some(mut manifest) = self.current.clone() else { return Ok(()) };
+        manifest.seq += 1;
+        manifest.job = job;
+        self.commit(manifest)
+    }
+
     /// Makes `manifest` the current one (the rename is the commit), then removes what
     /// it does not name.
     fn commit(&mut self, manifest: Manifest) -> Result<(), CheckpointError> {

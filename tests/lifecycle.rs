@@ -130,3 +130,74 @@ async fn suspend_and_resume_errors() {
     assert_eq!(state(&server, "g").await, "running", "a job that cannot be suspended runs on");
     server.stop().await;
 }
+
+/// Savepoints: taken (201), listed, and a new job started from one (the same
+/// parameters, or changed ones) and fed the same later input equals the original.
+/// The savepoint outlives the original's later checkpoints and their compaction, and
+/// goes when deleted; its job's deletion takes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_from_a_savepoint_equals_the_original() {
+    let batches = batches(5);
+    let split = 12;
+    let mut server = TestServer::start_with(TestOptions { workers: 2, ..TestOptions::default() }).await;
+    assert_eq!(server.post("/api/v1/jobs", &spec("o")).await.0, 201);
+    feed(&server, "o", &batches[..split]).await;
+    let (status, taken) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
+    assert_eq!(status, 201, "{taken}");
+    assert!(taken["bytes"].as_u64() > Some(0) && taken["frontier"].as_u64() > Some(0), "{taken}");
+    let id = taken["id"].as_u64().unwrap();
+    // The original goes on, checkpointing (and compacting) past the savepoint.
+    for batch in &batches[split..] {
+        feed(&server, "o", std::slice::from_ref(batch)).await;
+        assert_eq!(server.post("/api/v1/jobs/o/checkpoint", &json!({})).await.0, 200);
+    }
+
+    let mut copy = spec("c");
+    copy["from_savepoint"] = json!({"job": "o", "id": id});
+    let (status, body) = server.post("/api/v1/jobs", &copy).await;
+    assert_eq!(status, 201, "{body}");
+    let mut changed = spec("e");
+    changed["params"]["emit"] = json!("final");
+    changed["from_savepoint"] = json!({"job": "o", "id": id});
+    assert_eq!(server.post("/api/v1/jobs", &changed).await.0, 201);
+    for job in ["c", "e"] {
+        feed(&server, job, &batches[split..]).await;
+    }
+    for job in ["o", "c", "e"] {
+        let settle = json!({"watermark": 1_000_000});
+        assert_eq!(server.post(&format!("/api/v1/jobs/{job}/inputs/events/advance"), &settle).await.0, 200);
+    }
+    let original = server.snapshot("o", &["windows", "dead_letter"]).await;
+    assert!(original["windows"].len() > 10, "{original:?}");
+    assert_eq!(server.snapshot("c", &["windows", "dead_letter"]).await, original, "from the savepoint");
+    // Past every window's end all are final: `emit: final` shows the same rows.
+    assert_eq!(server.snapshot("e", &["windows"]).await["windows"], original["windows"], "changed params");
+    let (_, history) = server.get("/api/v1/jobs/c/history").await;
+    assert_eq!(history[0]["from_savepoint"], json!({"job": "o", "id": id}), "{history:#}");
+
+    let (status, listed) = server.get("/api/v1/jobs/o/savepoints").await;
+    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)), "{listed}");
+    assert_eq!(listed[0], taken);
+    assert_eq!(server.delete(&format!("/api/v1/jobs/o/savepoints/{id}")).await, 204);
+    assert_eq!(server.delete(&format!("/api/v1/jobs/o/savepoints/{id}")).await, 404);
+    assert_eq!(server.delete("/api/v1/jobs/o/savepoints/x").await, 404);
+    assert_eq!(server.get("/api/v1/jobs/o/savepoints").await.1, json!([]));
+    let (status, body) = server
+        .post("/api/v1/jobs", &{
+            let mut gone = spec("g");
+            gone["from_savepoint"] = json!({"job": "o", "id": id});
+            gone
+        })
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_spec")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("from_savepoint"), "{body}");
+
+    // Another dataflow cannot start from it.
+    let (_, again) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
+    let other = json!({"name": "w", "dataflow": "chaos", "from_savepoint": {"job": "o", "id": again["id"]}});
+    let (status, body) = server.post("/api/v1/jobs", &other).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(server.delete("/api/v1/jobs/o").await, 204);
+    assert!(!server.data_dir.join("savepoints/o").exists(), "the job's savepoints went with it");
+    server.stop().await;
+}

@@ -343,6 +343,30 @@ impl<E: Engine> RunningJob<E> {
     }
 }
 
+/// A checkpoint's job part as a new job starts from it (a savepoint): the new job's
+/// HTTP logs start empty, so its HTTP inputs start at their beginning, and its sinks
+/// (writing elsewhere, or where the old job still writes) read their topics whole.
+/// Kafka inputs keep the offsets.
+pub fn for_a_new_job(mut job: serde_json::Value) -> serde_json::Value {
+    if let Some(positions) = job.get_mut("positions").and_then(serde_json::Value::as_object_mut) {
+        for position in positions.values_mut().filter(|p| p.is_u64()) {
+            *position = serde_json::json!(0);
+        }
+    }
+    if let Some(part) = job.as_object_mut() {
+        part.remove("sinks");
+    }
+    job
+}
+
+/// The Kafka offsets a checkpoint's job part keeps for input `input`, if any.
+pub fn kafka_position(job: &serde_json::Value, input: &str) -> Option<crate::kafka::Offsets> {
+    match restored_position(job.get("positions")?.get(input)?)? {
+        Position::Kafka { offsets } => Some(offsets),
+        _ => None,
+    }
+}
+
 /// A held source's position as a manifest keeps it: an HTTP log's length as a bare
 /// number (as format 1 always did), a Kafka input's offsets as `{"kafka": {PARTITION:
 /// OFFSET}}`.

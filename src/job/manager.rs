@@ -31,11 +31,14 @@ use std::time::{Duration, Instant};
 mod files;
 
 mod lifecycle;
+mod savepoints;
 
 pub use lifecycle::LifecycleError;
+pub use savepoints::{SavepointError, SavepointInfo};
 
 use files::{
-    State, checkpoint_dir, history_path, keep_offsets, log_dir, read_state, spec_path, state_path, write_atomically,
+    State, checkpoint_dir, history_path, keep_offsets, log_dir, read_state, savepoints_dir, spec_path, state_path,
+    write_atomically,
 };
 
 use super::checkpoint::{NoCheckpoints, Restored};
@@ -239,9 +242,13 @@ impl JobManager {
             // A new job starts with an empty history, whatever a job of its name left.
             let _ = std::fs::remove_file(path);
         }
+        if let (Some(from), Some(dir), Some(_)) = (&valid.spec.from_savepoint, &self.data_dir, created) {
+            self.start_from_savepoint(&valid, from, &checkpoint_dir(dir, &name))?;
+        }
         let history = Arc::new(History::open(history));
         if created.is_some() {
-            history.record("created", serde_json::json!({"dataflow": valid.spec.dataflow}));
+            let from = &valid.spec.from_savepoint;
+            history.record("created", serde_json::json!({"dataflow": valid.spec.dataflow, "from_savepoint": from}));
         }
         let managed = self.launch(valid, state, created.is_some(), None, Instant::now(), history)?;
         self.jobs.write().expect("jobs lock").insert(name.clone(), managed.clone());
@@ -274,7 +281,9 @@ impl JobManager {
         };
         // A checkpoint that cannot be read leaves the job failed, with the reason in its
         // status (its data directory is kept as it is, for inspection).
-        let (store, restored, unreadable) = match self.checkpoints(&name, &valid.sources, persist) {
+        // A new job starts afresh, unless from a savepoint (already in its store).
+        let fresh = persist && valid.spec.from_savepoint.is_none();
+        let (store, restored, unreadable) = match self.checkpoints(&name, &valid.sources, fresh) {
             Ok((store, restored)) => (store, restored, None),
             Err(CreateError::Checkpoint(error)) if !persist => {
                 let why = format!("cannot restore its checkpoint: {error}");
@@ -435,6 +444,7 @@ impl JobManager {
             let _ = std::fs::remove_file(state_path(dir, name));
             let _ = std::fs::remove_dir_all(log_dir(dir, name));
             let _ = std::fs::remove_dir_all(checkpoint_dir(dir, name));
+            let _ = std::fs::remove_dir_all(savepoints_dir(dir, name));
         }
         job.history.remove();
         tracing::info!(job = %name, "job deleted");

@@ -49,6 +49,20 @@ pub struct JobSpec {
     /// only on demand and at shutdown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_interval_ms: Option<u64>,
+    /// A savepoint the job starts from (`{"job": J, "id": ID}`): its state, with the
+    /// same inputs and the same or changed parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_savepoint: Option<SavepointRef>,
+}
+
+/// A savepoint of a job, by the job's name and its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavepointRef {
+    /// The job it was taken of.
+    pub job: String,
+    /// Its id.
+    pub id: u64,
 }
 
 /// How often a job checkpoints unless its spec says otherwise, in ms.
@@ -103,7 +117,12 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>, malformed: bool) -> SpecError {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+        malformed: bool,
+    ) -> SpecError {
         SpecError { field: field.into(), message: message.into(), code, malformed }
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::job::JobError;
 use crate::job::checkpoint::CheckpointFailed;
 use crate::job::managed::SuspendError;
-use crate::job::manager::{CreateError, LifecycleError};
+use crate::job::manager::{CreateError, LifecycleError, SavepointError};
 use crate::job::spec::SpecError;
 use crate::runtime::{RuntimeError, Unanswerable};
 
@@ -93,6 +93,20 @@ impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> ApiError {
         let status = if e.malformed { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
         ApiError::new(status, e.code, e.to_string())
+    }
+}
+
+impl From<SavepointError> for ApiError {
+    fn from(e: SavepointError) -> ApiError {
+        match e {
+            SavepointError::NoJob(job) => ApiError::not_found(Missing::Job, &job),
+            SavepointError::NoSavepoint { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_savepoint", e.to_string())
+            }
+            SavepointError::NotRunning(_) => ApiError::new(StatusCode::CONFLICT, "job_not_running", e.to_string()),
+            SavepointError::Checkpoint(failed) => checkpoint_failed(failed),
+            SavepointError::Io(e) => ApiError::unavailable(e),
+        }
     }
 }
 

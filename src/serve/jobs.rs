@@ -12,6 +12,7 @@ use super::AppState;
 use super::error::{ApiError, Missing};
 use super::schema::{DataflowListing, InputStatus, JobStatus, OutputStatus, PartitionEntry, Sorted};
 use crate::job::managed::{CheckpointInfo, ManagedJob};
+use crate::job::manager::SavepointInfo;
 use crate::job::params::JobParams;
 use crate::job::spec::{self, Origin};
 use crate::pipeline::Registry;
@@ -26,6 +27,8 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route("/api/v1/jobs/{job}/suspend", post(suspend))
         .route("/api/v1/jobs/{job}/resume", post(resume))
         .route("/api/v1/jobs/{job}/history", get(history))
+        .route("/api/v1/jobs/{job}/savepoints", get(savepoints).post(savepoint))
+        .route("/api/v1/jobs/{job}/savepoints/{id}", axum::routing::delete(delete_savepoint))
 }
 
 async fn dataflows(State(app): State<AppState>) -> Sorted<Vec<DataflowListing>> {
@@ -82,6 +85,32 @@ async fn resume(State(app): State<AppState>, Path(name): Path<String>) -> Result
     let jobs = app.clone();
     let job = tokio::task::spawn_blocking(move || jobs.jobs.resume(&name)).await.map_err(ApiError::unavailable)??;
     Ok(Sorted(status(&job)))
+}
+
+/// Takes a savepoint of the job: a checkpoint kept until deleted.
+async fn savepoint(State(app): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let jobs = app.clone();
+    let taken =
+        tokio::task::spawn_blocking(move || jobs.jobs.savepoint(&name)).await.map_err(ApiError::unavailable)??;
+    Ok((StatusCode::CREATED, Sorted(taken)))
+}
+
+/// The job's savepoints, oldest first.
+async fn savepoints(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Sorted<Vec<SavepointInfo>>, ApiError> {
+    Ok(Sorted(app.jobs.savepoints(&name)?))
+}
+
+async fn delete_savepoint(
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    // An id that is not a number names no savepoint either.
+    let id = id.parse().unwrap_or(u64::MAX);
+    app.jobs.delete_savepoint(&name, id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// What happened to the job, oldest first.

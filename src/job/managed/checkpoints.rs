@@ -102,6 +102,19 @@ impl ManagedJob {
     }
 }
 
+impl ManagedJob {
+    /// Copies the job's last checkpoint into the new directory `to` (see
+    /// [`Store::copy_current`]); `None` if it has none.
+    pub(in crate::job) fn copy_checkpoint(
+        &self,
+        to: &std::path::Path,
+    ) -> Result<Option<crate::checkpoint::Manifest>, CheckpointFailed> {
+        let store = self.checkpoints.lock().expect("checkpoints lock");
+        let store = store.as_ref().map_err(|why| CheckpointFailed::Unsupported(why.0.clone()))?;
+        Ok(store.copy_current(to)?)
+    }
+}
+
 /// Takes a checkpoint every `every` while the job runs.
 pub(super) async fn checkpoint_every(job: Arc<ManagedJob>, every: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

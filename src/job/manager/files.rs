@@ -23,6 +23,11 @@ pub(super) fn checkpoint_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join("checkpoints").join(name)
 }
 
+/// Where a job's savepoints live, one directory each.
+pub(super) fn savepoints_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join("savepoints").join(name)
+}
+
 /// Where a job's history lives.
 pub(super) fn history_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("history").join(format!("{name}.ndjson"))
