@@ -24,11 +24,13 @@
 //!   never touches timely types.
 //! - [`checkpoint`]: checkpoints on disk: incremental, atomic, versioned.
 //! - [`config`]: the server's configuration file.
+//! - [`client`]: a client of a running server's API, for `tidemark jobs`.
 //!
 //! The compiled-in pipelines live in `dataflows/`, outside this crate, and use only
 //! [`pipeline::prelude`]; the binary hands their [`pipeline::Registry`] to the library.
 
 pub mod checkpoint;
+pub mod client;
 pub mod config;
 pub mod ingest;
 pub mod job;

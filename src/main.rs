@@ -2,6 +2,8 @@
 
 #[path = "../dataflows/registry.rs"]
 mod dataflows;
+#[path = "main/jobs.rs"]
+mod jobs_command;
 
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -51,6 +53,8 @@ enum Command {
     },
     /// List the compiled-in dataflows as JSON.
     Dataflows,
+    /// Manage the jobs of a running server over its HTTP API (JSON output).
+    Jobs(jobs_command::JobsArgs),
 }
 
 #[derive(clap::Args, Default)]
@@ -246,6 +250,7 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{listing}");
             ExitCode::SUCCESS
         }
+        Command::Jobs(args) => jobs_command::run(args),
         Command::Run { dataflow, inputs, params, outputs, changes, workers } => {
             let spec = Replay {
                 dataflow,

@@ -20,6 +20,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("config", &["job"]),
     ("replay", &["pipeline", "runtime", "ingest", "source", "job"]),
     ("serve", &["pipeline", "runtime", "ingest", "kafka", "source", "sink", "job"]),
+    ("client", &[]),
 ];
 
 /// Every `.rs` file under `src/`, by its module path (`["job", "manager"]`).

@@ -4,6 +4,7 @@
 //! includes them, through the public pipeline API only.
 
 mod checkpoints;
+mod cli;
 mod components_reference;
 #[path = "../dataflows/registry.rs"]
 #[allow(dead_code)]
