@@ -1013,3 +1013,54 @@ async fn a_suspended_kafka_job_resumes_from_its_offsets() {
     assert_sink_exact(&api, &kafka, "suspended", &sink).await;
     server.stop().await;
 }
+
+/// A job started from a savepoint of a Kafka job reads the topic from the savepoint's
+/// offsets: it reads exactly the records after it, its windows equal the reference over
+/// the whole topic, and its own sink topic (written whole) is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_from_a_kafka_savepoint_reads_on_from_its_offsets() {
+    let Some(kafka) = broker() else { return };
+    let (topic, sink, copy_sink) = (unique("saved"), unique("saved-sink"), unique("saved-copy-sink"));
+    kafka.create_topic(&topic, 3).await;
+    let first = events(23, 3, 1000, 0);
+    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    let mut server = TestServer::start().await;
+    let api = Api::of(&server);
+    let (code, body) = api.post("/api/v1/jobs", &job_spec("saved", &kafka.brokers, &topic, Some(&sink))).await;
+    assert_eq!(code, 201, "{body}");
+    api.wait_until("saved", "the first records", |s| {
+        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
+    })
+    .await;
+    let (code, savepoint) = api.post("/api/v1/jobs/saved/savepoints", &json!({})).await;
+    assert_eq!(code, 201, "{savepoint}");
+
+    let second = events(24, 3, 1000, 100_000);
+    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    messages.extend(end_markers(3));
+    kafka.produce(&topic, &messages);
+    let mut copy = job_spec("copy", &kafka.brokers, &topic, Some(&copy_sink));
+    copy["from_savepoint"] = json!({"job": "saved", "id": savepoint["id"]});
+    let (code, body) = api.post("/api/v1/jobs", &copy).await;
+    assert_eq!(code, 201, "{body}");
+    let status = api.wait_caught_up("copy", 3).await;
+    assert_eq!(
+        status["inputs"]["events"]["records_read"],
+        json!(second.len() + 3),
+        "read from the savepoint's offsets on: {status:#}"
+    );
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    for job in ["saved", "copy"] {
+        api.wait_caught_up(job, 3).await;
+        let (_, rows) = api.rows(job, "windows").await;
+        assert_windows(&rows, &reference(&all));
+    }
+    assert_sink_exact(&api, &kafka, "copy", &copy_sink).await;
+    assert_sink_exact(&api, &kafka, "saved", &sink).await;
+    // Another topic cannot start from it.
+    let mut other = job_spec("other", &kafka.brokers, &unique("elsewhere"), None);
+    other["from_savepoint"] = json!({"job": "saved", "id": savepoint["id"]});
+    let (code, body) = api.post("/api/v1/jobs", &other).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (422, Some("invalid_spec")), "{body}");
+    server.stop().await;
+}
