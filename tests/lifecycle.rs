@@ -83,6 +83,9 @@ async fn suspend_then_resume_equals_an_uninterrupted_run() {
     let mut server =
         TestServer::start_in(server.data_dir.clone(), TestOptions { workers: 1, ..TestOptions::default() }).await;
     assert_eq!(state(&server, "s").await, "suspended", "suspended across a restart");
+    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"tidemark_job_state{job="s",state="suspended"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tidemark_job_state{job="s",state="running"} 0"#), "{metrics}");
     assert_eq!(server.snapshot("s", &["windows", "dead_letter"]).await, at_suspend, "its outputs as they were");
     let (status, body) = server.post("/api/v1/jobs/s/inputs/events/advance", &json!({"watermark": 1})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("job_suspended")), "{body}");

@@ -93,8 +93,12 @@ fn render(app: &AppState) -> String {
     let mut family = Family::new(&mut out, "tidemark_job_state", "gauge", "1 for a job's current state.");
     for managed in &jobs {
         let (state, _) = managed.state();
-        let states =
-            [("running", JobState::Running), ("restarting", JobState::Restarting), ("failed", JobState::Failed)];
+        let states = [
+            ("running", JobState::Running),
+            ("restarting", JobState::Restarting),
+            ("failed", JobState::Failed),
+            ("suspended", JobState::Suspended),
+        ];
         for (name, is) in states.map(|(name, s)| (name, s == state)) {
             family.sample(&[("job", &managed.spec.name), ("state", name)], u8::from(is));
         }
