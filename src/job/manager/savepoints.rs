@@ -71,8 +71,16 @@ impl JobManager {
     /// Takes a savepoint of job `name`: a checkpoint now (a suspended job's last one),
     /// copied aside. Blocks while it is taken.
     pub fn savepoint(&self, name: &str) -> Result<SavepointInfo, SavepointError> {
+        // One at a time, and not while the job is deleted.
+        let _changing = self.changing.lock().expect("changing lock");
         let job = self.get(name).ok_or_else(|| SavepointError::NoJob(name.to_string()))?;
         let data_dir = self.data_dir.as_ref().ok_or(CheckpointFailed::Disabled)?;
+        // What an attempt cut short by a crash left.
+        if let Ok(entries) = std::fs::read_dir(savepoints_dir(data_dir, name)) {
+            for entry in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".taking-")) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         match job.state().0 {
             JobState::Running => {
                 job.checkpoint()?;
