@@ -165,3 +165,30 @@ async fn every_jobs_subcommand_has_help() {
         assert!(text.contains("--server") && text.contains("Usage"), "{command}: {text}");
     }
 }
+
+/// `--token` (or `TIDEMARK_TOKEN`) is sent as the bearer token; without one a server
+/// with tokens answers 401, which is exit 1 with the server's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "admin admin-cli-0123456789abcdefgh\n").unwrap();
+    let security = tidemark::serve::Security { tokens_file: Some(tokens), ..Default::default() };
+    let mut server = TestServer::start_with(TestOptions { security, ..TestOptions::default() }).await;
+    let (code, stderr) = failed(&jobs(Some(&server), &["list"]).await);
+    assert!(code == Some(1) && stderr.contains("401"), "{code:?} {stderr}");
+    let listed = printed(&jobs(Some(&server), &["--token", "admin-cli-0123456789abcdefgh", "list"]).await);
+    assert_eq!(listed, json!([]));
+    let base = server.url("");
+    let with_env = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args(["jobs", "--server", &base, "list"])
+            .env("TIDEMARK_TOKEN", "admin-cli-0123456789abcdefgh")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(printed(&with_env), json!([]));
+    server.stop().await;
+}
