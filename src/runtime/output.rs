@@ -174,6 +174,24 @@ impl Materialized {
         }
     }
 
+    /// Takes over the subscribers of `old`, an earlier version's output of the same
+    /// job whose history this one was restored from, and records at `at` (below this
+    /// output's frontier) the change from `old`'s rows to these: the switch of an
+    /// upgrade (see `served::switch`). Returns that change; `Gone` if this output is not
+    /// complete past `at` yet, `NotServed` if either output is not served.
+    pub fn take_over(&self, old: &Materialized, at: Time) -> Result<Rows, Unanswerable> {
+        let mut state = self.state.lock().expect("output lock");
+        let mut previous = old.state.lock().expect("output lock");
+        let frontier = state.frontier;
+        if frontier.is_some_and(|f| f <= at) {
+            return Err(Unanswerable::Gone { since: at });
+        }
+        match (&mut state.store, &mut previous.store) {
+            (Store::Served(new), Store::Served(old)) => Ok(new.take_over(old, at, frontier, self.watermark())),
+            _ => Err(Unanswerable::NotServed),
+        }
+    }
+
     /// The output frontier: complete for all times below it (`None`: closed).
     pub fn frontier(&self) -> Option<Time> {
         self.state.lock().expect("output lock").frontier

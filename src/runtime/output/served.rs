@@ -19,6 +19,8 @@ use super::key::{KeyAtom, RowKey, row_key};
 use super::{KeyedChange, RowText};
 use crate::pipeline::{Diff, Time};
 
+mod switch;
+
 /// How many frontier steps a subscriber may fall behind before it must resync.
 pub const SUBSCRIBER_QUEUE: usize = 256;
 
@@ -199,6 +201,13 @@ impl Served {
             self.retained += batch.changes.len();
             self.history.push_back(batch.clone());
         }
+        self.forget_beyond_limit();
+        // No receivers is fine: nobody is subscribed.
+        let _ = self.steps.send(Arc::new(Step { batches, frontier, watermark, rendered: OnceLock::new() }));
+    }
+
+    /// Forgets the oldest batches while the history holds more changes than its limit.
+    fn forget_beyond_limit(&mut self) {
         while self.retained > self.limit {
             let Some(oldest) = self.history.pop_front() else { break };
             self.retained -= oldest.changes.len();
@@ -208,8 +217,6 @@ impl Served {
                 marks.forgotten.push(oldest.time);
             }
         }
-        // No receivers is fine: nobody is subscribed.
-        let _ = self.steps.send(Arc::new(Step { batches, frontier, watermark, rendered: OnceLock::new() }));
     }
 
     /// Applies the net effect of a step's changes to the rows and the index: a row
