@@ -195,6 +195,16 @@ async fn a_job_from_a_savepoint_equals_the_original() {
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_spec")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("from_savepoint"), "{body}");
 
+    // State of another layout does not fit: windows of another size are refused.
+    let (_, fresh) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
+    let mut resized = spec("r");
+    resized["params"]["window"] = json!({"tumbling": {"size": 2000}});
+    resized["from_savepoint"] = json!({"job": "o", "id": fresh["id"]});
+    let (status, body) = server.post("/api/v1/jobs", &resized).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("build_failed")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not fit"), "{body}");
+    assert_eq!(server.get("/api/v1/jobs/r").await.0, 404);
+
     // Another dataflow cannot start from it.
     let (_, again) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
     let other = json!({"name": "w", "dataflow": "chaos", "from_savepoint": {"job": "o", "id": again["id"]}});

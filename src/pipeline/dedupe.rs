@@ -134,6 +134,10 @@ impl<K: Data, D: Data> KeyedLogic for Dedupe<K, D> {
         out.extend(self.out.drain(..).map(|(o, d)| (o, time, d)));
     }
 
+    fn layout(&self) -> String {
+        format!("tumbling {}", self.size)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
         Some(self)
     }

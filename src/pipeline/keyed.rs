@@ -49,6 +49,12 @@ pub(crate) trait KeyedLogic: 'static {
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<Self::Key, Self::Out>> {
         None
     }
+    /// What its state means beyond its types (a window's kind and size): a checkpoint
+    /// notes it, and a logic of another layout refuses that state (see
+    /// `keyed::checkpoints`). Empty when the types say all.
+    fn layout(&self) -> String {
+        String::new()
+    }
 }
 
 /// A [`KeyedLogic`] whose state checkpoints can hold, key by key (ARCHITECTURE.md,

@@ -31,6 +31,10 @@ pub(crate) const KEY: u8 = 0;
 pub(crate) const SETTLED: u8 = 1;
 /// The entry holding the operator's watermarks.
 pub(crate) const WATERMARKS: u8 = 2;
+/// The entry holding the layout of the operator's state ([`KeyedLogic::layout`]).
+///
+/// [`KeyedLogic::layout`]: super::keyed::KeyedLogic
+pub(crate) const LAYOUT: u8 = 3;
 
 /// Entries as a checkpoint gives them back: `(key, state)`, removed keys left out.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;

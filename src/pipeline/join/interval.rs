@@ -202,6 +202,10 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for IntervalJoin<K, D, E> {
         drain_into(&mut self.out, time, out);
     }
 
+    fn layout(&self) -> String {
+        format!("between {} and {}", self.bounds.lower, self.bounds.upper)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
         Some(self)
     }

@@ -112,6 +112,10 @@ impl<K: Data, D: Data, E: Data> KeyedLogic for WindowJoin<K, D, E> {
         drain_into(&mut self.out, time, out);
     }
 
+    fn layout(&self) -> String {
+        format!("{:?}", self.windowing.kind)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
         Some(self)
     }

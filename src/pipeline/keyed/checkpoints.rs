@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::super::Time;
 use super::super::clock::ClockReader;
-use super::super::state::{JobState, KEY, SETTLED, SavedPart, WATERMARKS, entry_key, frame_entry};
+use super::super::state::{JobState, KEY, LAYOUT, SETTLED, SavedPart, WATERMARKS, entry_key, frame_entry};
 use super::{Diff, KeyedLogic, Snapshot};
 
 /// The keyed operator's side of checkpoints, over any [`Snapshot`] logic: its state as
@@ -108,6 +108,16 @@ impl Checkpoints {
                 self.operator
             )
         };
+        if let Some((_, saved)) = entries.iter().find(|(key, _)| key.first() == Some(&LAYOUT)) {
+            let (saved, layout) = (String::from_utf8_lossy(saved), logic.layout());
+            if saved != layout {
+                panic!(
+                    "checkpoint: operator `{}` holds state of {saved}, and this job's is of {layout}: \
+                     the state does not fit (inputs must be read again to recompute it)",
+                    self.operator
+                );
+            }
+        }
         if let Some((_, watermarks)) = entries.iter().find(|(key, _)| key.first() == Some(&WATERMARKS)) {
             let watermarks: Vec<Time> =
                 bincode::deserialize(watermarks).unwrap_or_else(|e| broken("its watermarks", e));
@@ -156,6 +166,7 @@ impl Checkpoints {
         }
         let watermarks: Vec<Time> = readers.iter().map(ClockReader::watermark).collect();
         frame_entry(&mut frames, &[WATERMARKS], Some(&bincode::serialize(&watermarks).expect("times serialize")));
+        frame_entry(&mut frames, &[LAYOUT], Some(logic.layout().as_bytes()));
         self.job.store().save(id, SavedPart { operator: self.operator.clone(), worker, frames });
     }
 }

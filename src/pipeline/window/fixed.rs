@@ -88,6 +88,10 @@ impl<K: Data, A: Aggregate> KeyedLogic for FixedWindows<K, A> {
         }
     }
 
+    fn layout(&self) -> String {
+        format!("{:?}", self.windowing.kind)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
         Some(self)
     }

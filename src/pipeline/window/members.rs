@@ -115,6 +115,10 @@ impl<D: Data> KeyedLogic for Members<D> {
         out.extend(self.changes.drain(..).map(|(member, diff)| (member, time, diff)));
     }
 
+    fn layout(&self) -> String {
+        format!("{:?}", self.windowing.kind)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<D, Self::Out>> {
         Some(self)
     }

@@ -197,6 +197,10 @@ impl<K: Data, A: Aggregate> KeyedLogic for Sessions<K, A> {
         }
     }
 
+    fn layout(&self) -> String {
+        format!("{:?}", self.windowing.kind)
+    }
+
     fn as_snapshot(&mut self) -> Option<&mut dyn SnapshotBytes<K, Self::Out>> {
         Some(self)
     }
