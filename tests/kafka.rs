@@ -380,28 +380,38 @@ fn multiset(rows: &[Value]) -> BTreeMap<String, i64> {
 }
 
 /// Waits until the sink has written everything up to the output's frontier, then
-/// checks that the topic sums to exactly the output's content.
+/// checks that the topic sums to exactly the output's content. A job still reading
+/// moves on between the looks (its status, its rows, the topic): such a look is taken
+/// again, for up to 30 s.
 async fn assert_sink_exact(api: &Api, kafka: &Kafka, job: &str, topic: &str) {
-    let status = api
-        .wait_until(job, "the sink to catch up", |s| {
-            let sink = &s["outputs"]["windows"]["sink"];
-            sink["state"] == "streaming"
-                && sink["progress"] == s["outputs"]["windows"]["frontier"]
-                && sink["delivered"].as_u64() >= sink["messages"].as_u64()
-        })
-        .await;
-    let (frontier, rows) = api.rows(job, "windows").await;
-    assert_eq!(Some(frontier), status["outputs"]["windows"]["frontier"].as_u64(), "the output moved meanwhile");
-    let (content, progress) = sink_content(&kafka.read_all(topic));
-    assert_eq!(progress, Some(frontier), "last progress in the topic");
-    let expected = multiset(&rows);
-    let differing: Vec<_> = expected
-        .iter()
-        .filter(|(r, n)| content.get(*r) != Some(n))
-        .chain(content.iter().filter(|(r, _)| !expected.contains_key(*r)))
-        .take(5)
-        .collect();
-    assert!(differing.is_empty(), "the sink topic does not sum to the output; e.g. {differing:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = api
+            .wait_until(job, "the sink to catch up", |s| {
+                let sink = &s["outputs"]["windows"]["sink"];
+                sink["state"] == "streaming"
+                    && sink["progress"] == s["outputs"]["windows"]["frontier"]
+                    && sink["delivered"].as_u64() >= sink["messages"].as_u64()
+            })
+            .await;
+        let (frontier, rows) = api.rows(job, "windows").await;
+        let (content, progress) = sink_content(&kafka.read_all(topic));
+        let settled = Some(frontier) == status["outputs"]["windows"]["frontier"].as_u64() && progress == Some(frontier);
+        if !settled && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        assert_eq!(progress, Some(frontier), "last progress in the topic (the output's frontier: {status:#})");
+        let expected = multiset(&rows);
+        let differing: Vec<_> = expected
+            .iter()
+            .filter(|(r, n)| content.get(*r) != Some(n))
+            .chain(content.iter().filter(|(r, _)| !expected.contains_key(*r)))
+            .take(5)
+            .collect();
+        assert!(differing.is_empty(), "the sink topic does not sum to the output; e.g. {differing:?}");
+        return;
+    }
 }
 
 // ---------------------------------------------------------------------------
