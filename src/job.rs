@@ -87,6 +87,10 @@ pub enum JobError {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The checkpoint it was to start from holds the state of other operators than
+    /// the ones its dataflow builds.
+    #[error("the checkpoint's state does not fit this job: {0}")]
+    StateDoesNotFit(String),
 }
 
 /// A job installed on an engine (by default, the threaded [`Runtime`], shared).
@@ -132,6 +136,12 @@ impl<E: Engine> RunningJob<E> {
     ) -> Result<Self, JobError> {
         let (job, install) = Self::assemble(runtime, id, name, dataflow, params, options, restored.as_mut());
         job.runtime.install(id, install)?;
+        if let Some(state) = &job.state
+            && let Some(why) = state.misfit()
+        {
+            job.runtime.stop(id);
+            return Err(JobError::StateDoesNotFit(why));
+        }
         if let Some(restored) = &restored {
             job.resume_from(restored)?;
             // Served from here on: the outputs rebuilt up to the checkpoint first.

@@ -205,6 +205,27 @@ async fn a_job_from_a_savepoint_equals_the_original() {
     assert!(body["error"]["message"].as_str().unwrap().contains("does not fit"), "{body}");
     assert_eq!(server.get("/api/v1/jobs/r").await.0, 404);
 
+    // Parameters that build other operators do not fit either: word counts over
+    // everything, then per window.
+    let words = json!({"name": "wc", "dataflow": "word_count", "checkpoint_interval_ms": 0});
+    assert_eq!(server.post("/api/v1/jobs", &words).await.0, 201);
+    let lines = json!([{"text": "a b a", "ts": 1}, {"text": "b", "ts": 2}]);
+    assert_eq!(server.post("/api/v1/jobs/wc/inputs/lines", &lines).await.0, 200);
+    let (status, words_saved) = server.post("/api/v1/jobs/wc/savepoints", &json!({})).await;
+    assert_eq!(status, 201, "{words_saved}");
+    let windowed = json!({"name": "wcw", "dataflow": "word_count", "params": {"window": {"tumbling": {"size": 1000}}},
+        "from_savepoint": {"job": "wc", "id": words_saved["id"]}});
+    let (status, body) = server.post("/api/v1/jobs", &windowed).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("state_does_not_fit")), "{body}");
+    assert_eq!(server.get("/api/v1/jobs/wcw").await.0, 404);
+    let same =
+        json!({"name": "wc2", "dataflow": "word_count", "from_savepoint": {"job": "wc", "id": words_saved["id"]}});
+    assert_eq!(server.post("/api/v1/jobs", &same).await.0, 201, "the same operators fit");
+    let settle = json!({"watermark": 1_000_000});
+    assert_eq!(server.post("/api/v1/jobs/wc2/inputs/lines/advance", &settle).await.0, 200);
+    assert_eq!(server.post("/api/v1/jobs/wc/inputs/lines/advance", &settle).await.0, 200);
+    assert_eq!(server.snapshot("wc2", &["counts"]).await, server.snapshot("wc", &["counts"]).await);
+
     // Another dataflow cannot start from it.
     let (_, again) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
     let other = json!({"name": "w", "dataflow": "chaos", "from_savepoint": {"job": "o", "id": again["id"]}});

@@ -171,6 +171,8 @@ pub(super) struct JobStore {
     parts: Mutex<Vec<(u64, SavedPart)>>,
     /// Operators registered, on every worker: the parts a checkpoint waits for.
     operators: AtomicUsize,
+    /// Their names.
+    names: Mutex<std::collections::BTreeSet<String>>,
     unsupported: Mutex<Option<String>>,
     disabled: AtomicBool,
     restored: Option<(Time, BTreeMap<String, Entries>)>,
@@ -181,6 +183,24 @@ impl JobStore {
     pub(super) fn new(restored: Option<&mut Restored>) -> JobStore {
         let restored = restored.map(|r| (r.frontier, std::mem::take(&mut r.entries)));
         JobStore { restored, ..JobStore::default() }
+    }
+}
+
+impl JobStore {
+    /// Why the restored checkpoint does not fit the operators the dataflow built (once
+    /// it is installed): it holds one the dataflow does not build, or the dataflow
+    /// builds one it does not hold (every operator hands a part to every checkpoint).
+    pub(super) fn misfit(&self) -> Option<String> {
+        let (_, entries) = self.restored.as_ref()?;
+        let built = self.names.lock().expect("names lock");
+        let held: std::collections::BTreeSet<&String> = entries.keys().collect();
+        let built: std::collections::BTreeSet<&String> = built.iter().collect();
+        if held == built {
+            return None;
+        }
+        let (held, built) =
+            (held.into_iter().cloned().collect::<Vec<_>>(), built.into_iter().cloned().collect::<Vec<_>>());
+        Some(format!("it holds the state of operators {held:?}, and this job builds {built:?}"))
     }
 }
 
@@ -203,8 +223,9 @@ impl StateStore for JobStore {
         self.restored.as_ref().and_then(|(_, entries)| entries.get(operator).cloned()).unwrap_or_default()
     }
 
-    fn register(&self, _operator: &str) {
+    fn register(&self, operator: &str) {
         self.operators.fetch_add(1, Ordering::SeqCst);
+        self.names.lock().expect("names lock").insert(operator.to_string());
     }
 
     fn unsupported(&self, why: String) {

@@ -315,7 +315,7 @@ impl JobManager {
         // job being created is refused.
         let (job, unbuilt) = match started {
             Ok(job) => (job, None),
-            Err(JobError::Runtime(error)) if !persist => {
+            Err(error @ (JobError::Runtime(_) | JobError::StateDoesNotFit(_))) if !persist => {
                 (RunningJob::unbuilt(runtime, id, &name, &valid.dataflow, params, &options), Some(error))
             }
             Err(error) => return Err(error.into()),
@@ -325,9 +325,17 @@ impl JobManager {
         if let Some(supervision) = supervision {
             managed.supervise_as(supervision);
         }
-        if let Some(error) = unbuilt {
-            managed.crashed(format_args!("the pipeline failed to start: {error}"), now);
-            return Ok(managed);
+        match unbuilt {
+            // Trying again cannot help: the job's spec and its checkpoint disagree.
+            Some(error @ JobError::StateDoesNotFit(_)) => {
+                managed.give_up(error);
+                return Ok(managed);
+            }
+            Some(error) => {
+                managed.crashed(format_args!("the pipeline failed to start: {error}"), now);
+                return Ok(managed);
+            }
+            None => {}
         }
         if let (Some(dir), true) = (&self.data_dir, persist) {
             let written = write_atomically(&state_path(dir, &name), &state)

@@ -148,6 +148,9 @@ impl From<CreateError> for ApiError {
                 let message = format!("the dataflow panicked while it was built (nothing was created): {why}");
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "build_failed", message)
             }
+            CreateError::Job(JobError::StateDoesNotFit(_)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "state_does_not_fit", e.to_string())
+            }
             CreateError::Job(e) => ApiError::unavailable(e),
             CreateError::Persist(e) => ApiError::unavailable(e),
             CreateError::Checkpoint(e) => ApiError::unavailable(e),
