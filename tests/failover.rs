@@ -180,3 +180,26 @@ async fn a_job_that_panics_while_built_at_a_restart_is_listed_and_can_be_deleted
     assert_eq!(state(&server, "healthy").await.0, "running");
     server.stop().await;
 }
+
+/// A persisted job whose spec no longer validates (its dataflow is gone from a new build)
+/// is not restored, but deleting it removes what it left, and it stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_be_restored_can_be_deleted() {
+    let options = || TestOptions { workers: 1, ..TestOptions::default() };
+    let mut server = TestServer::start_with(options()).await;
+    let (status, body) = server.post("/api/v1/jobs", &json!({"name": "gone", "dataflow": "chaos"})).await;
+    assert_eq!(status, 201, "{body}");
+    server.stop().await;
+    let persisted = server.data_dir.join("jobs/gone.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(&persisted).unwrap()).unwrap();
+    spec["dataflow"] = json!("removed_dataflow");
+    std::fs::write(&persisted, serde_json::to_vec(&spec).unwrap()).unwrap();
+
+    let mut server = TestServer::start_in(server.data_dir.clone(), options()).await;
+    assert_eq!(server.get("/api/v1/jobs/gone").await.0, 404, "not restored");
+    assert_eq!(server.delete("/api/v1/jobs/gone").await, 204, "what it left is deleted");
+    assert!(!persisted.exists() && !server.data_dir.join("history/gone.ndjson").exists());
+    assert_eq!(server.delete("/api/v1/jobs/gone").await, 404);
+    assert_eq!(server.delete("/api/v1/jobs/..").await, 404);
+    server.stop().await;
+}

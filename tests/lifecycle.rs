@@ -226,6 +226,13 @@ async fn a_job_from_a_savepoint_equals_the_original() {
     assert_eq!(server.post("/api/v1/jobs/wc/inputs/lines/advance", &settle).await.0, 200);
     assert_eq!(server.snapshot("wc2", &["counts"]).await, server.snapshot("wc", &["counts"]).await);
 
+    // A savepoint names a job, never a path.
+    let mut escaping = spec("x");
+    escaping["from_savepoint"] = json!({"job": "../../..", "id": 1});
+    let (status, body) = server.post("/api/v1/jobs", &escaping).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_spec")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not a job's name"), "{body}");
+
     // Another dataflow cannot start from it.
     let (_, again) = server.post("/api/v1/jobs/o/savepoints", &json!({})).await;
     let other = json!({"name": "w", "dataflow": "chaos", "from_savepoint": {"job": "o", "id": again["id"]}});

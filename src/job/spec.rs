@@ -199,7 +199,7 @@ pub fn validate(spec: JobSpec, registry: &Registry, policy: &Policy) -> Result<V
     Ok(ValidSpec { spec, dataflow, params, sources, sinks })
 }
 
-fn check_name(name: &str) -> Result<(), SpecError> {
+pub(crate) fn check_name(name: &str) -> Result<(), SpecError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

@@ -160,6 +160,8 @@ impl JobManager {
             |message: String| CreateError::Spec(SpecError::new("from_savepoint", "invalid_spec", message, false));
         let data_dir =
             self.data_dir.as_ref().ok_or_else(|| invalid("the server runs without a data directory".into()))?;
+        // A job's name: never a path out of the savepoints' directory.
+        crate::job::spec::check_name(&from.job).map_err(|_| invalid(format!("`{}` is not a job's name", from.job)))?;
         let at = savepoint_dir(data_dir, &from.job, from.id);
         let saved = read_saved(&at).map_err(|_| invalid(format!("job `{}` has no savepoint {}", from.job, from.id)))?;
         if saved.spec.dataflow != valid.spec.dataflow {
