@@ -37,8 +37,7 @@ pub use lifecycle::LifecycleError;
 pub use savepoints::{SavepointError, SavepointInfo};
 
 use files::{
-    State, checkpoint_dir, history_path, keep_offsets, log_dir, read_state, savepoints_dir, spec_path, state_path,
-    write_atomically,
+    State, checkpoint_dir, history_path, keep_offsets, log_dir, read_state, spec_path, state_path, write_atomically,
 };
 
 use super::checkpoint::{NoCheckpoints, Restored};
@@ -440,35 +439,6 @@ impl JobManager {
             }
             Err(error) => failed.give_up(format_args!("cannot restart: {error}")),
         }
-    }
-
-    /// Stops and removes the job `name` and its persisted spec; false if there is none.
-    /// A persisted job that could not be restored (its spec no longer valid, say) is
-    /// not listed, but deleting it removes what it left.
-    pub fn delete(&self, name: &str) -> bool {
-        let _changing = self.changing.lock().expect("changing lock");
-        let job = self.jobs.write().expect("jobs lock").remove(name);
-        let left = self
-            .data_dir
-            .as_ref()
-            .is_some_and(|dir| spec::check_name(name).is_ok() && job.is_none() && spec_path(dir, name).exists());
-        if job.is_none() && !left {
-            return false;
-        }
-        if let Some(job) = &job {
-            job.stop();
-            job.history.remove();
-        }
-        if let Some(dir) = &self.data_dir {
-            let _ = std::fs::remove_file(spec_path(dir, name));
-            let _ = std::fs::remove_file(state_path(dir, name));
-            let _ = std::fs::remove_file(history_path(dir, name));
-            let _ = std::fs::remove_dir_all(log_dir(dir, name));
-            let _ = std::fs::remove_dir_all(checkpoint_dir(dir, name));
-            let _ = std::fs::remove_dir_all(savepoints_dir(dir, name));
-        }
-        tracing::info!(job = %name, "job deleted");
-        true
     }
 
     /// Starts every job whose spec was persisted; returns those that failed and why.
