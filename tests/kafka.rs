@@ -240,6 +240,11 @@ fn events(seed: u64, partitions: i32, n: usize, from: u64) -> Vec<(i32, String)>
     all
 }
 
+/// Events as messages to produce.
+fn as_messages(events: &[(i32, String)]) -> Vec<(i32, Option<String>)> {
+    events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect()
+}
+
 fn end_markers(partitions: i32) -> Vec<(i32, Option<String>)> {
     (0..partitions).map(|p| (p, Some(format!(r#"{{"key":"{END_KEY}","ts":{END_TS},"value":0}}"#)))).collect()
 }
@@ -338,6 +343,17 @@ impl Api {
         .await
     }
 
+    /// Creates the job of `spec` and waits until it has accepted `records`.
+    async fn create_and_read(&self, spec: &Value, records: usize) {
+        let (code, body) = self.post("/api/v1/jobs", spec).await;
+        assert_eq!(code, 201, "{body}");
+        let job = spec["name"].as_str().expect("a name");
+        self.wait_until(job, "the first records", |s| {
+            s["inputs"]["events"]["accepted"].as_u64() == Some(records as u64)
+        })
+        .await;
+    }
+
     async fn rows(&self, job: &str, output: &str) -> (u64, Vec<Value>) {
         let (code, body) = self.get(&format!("/api/v1/jobs/{job}/outputs/{output}")).await;
         assert_eq!(code, 200, "{body}");
@@ -434,7 +450,7 @@ async fn three_partitions_out_of_order_match_a_reference() {
         (0, Some(r#"{"key":"k1","ts":-1,"value":1}"#.into())),
         (2, Some(r#"{"key":"k1","ts":5,"value":1e999}"#.into())),
     ];
-    let mut messages: Vec<(i32, Option<String>)> = events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&events);
     // Broken messages in the middle of their partitions.
     for (i, b) in broken.iter().enumerate() {
         messages.insert(500 + 900 * i, b.clone());
@@ -561,7 +577,7 @@ async fn start_latest_skips_what_the_topic_held() {
     let topic = unique("latest");
     kafka.create_topic(&topic, 2).await;
     let before = events(2, 2, 200, 0);
-    kafka.produce(&topic, &before.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&before));
 
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
@@ -570,7 +586,7 @@ async fn start_latest_skips_what_the_topic_held() {
     let (code, body) = api.post("/api/v1/jobs", &spec).await;
     assert_eq!(code, 201, "{body}");
     let after = events(3, 2, 200, 100_000);
-    let mut messages: Vec<_> = after.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&after);
     messages.extend(end_markers(2));
     kafka.produce(&topic, &messages);
     let status = api.wait_caught_up("latest", 2).await;
@@ -597,7 +613,7 @@ async fn a_topic_that_appears_later_is_read() {
 
     kafka.create_topic(&topic, 3).await;
     let events = events(7, 3, 300, 0);
-    let mut messages: Vec<_> = events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&events);
     messages.extend(end_markers(3));
     kafka.produce(&topic, &messages);
     let status = api.wait_caught_up("later", 3).await;
@@ -670,7 +686,7 @@ async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
     let (topic, sink) = (unique("restart"), unique("restart-sink"));
     kafka.create_topic(&topic, 3).await;
     let first = events(4, 3, 4000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
 
     let dir = tempfile::tempdir().unwrap();
     let mut process = Process::start(dir.path()).await;
@@ -688,7 +704,7 @@ async fn kill_and_restart_rebuild_the_results_and_the_sink_is_exactly_once() {
 
     let mut process = Process::start(dir.path()).await;
     let second = events(5, 3, 1000, 200_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     kafka.produce(&topic, &messages);
     process.api.wait_caught_up("restart", 3).await;
@@ -757,7 +773,7 @@ async fn restore_from_a_checkpoint(kafka: &Kafka, name: &str, args: &[&str]) -> 
     let (topic, sink) = (unique(name), unique(&format!("{name}-sink")));
     kafka.create_topic(&topic, 3).await;
     let first = events(8, 3, 2000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
     let read_to_the_end = |read: usize| {
         move |s: &Value| {
             let parts = s["inputs"]["events"]["partitions"].as_array().cloned().unwrap_or_default();
@@ -780,7 +796,7 @@ async fn restore_from_a_checkpoint(kafka: &Kafka, name: &str, args: &[&str]) -> 
     assert_eq!(code, 200, "{taken}");
 
     let second = events(9, 3, 500, 100_000);
-    kafka.produce(&topic, &second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&second));
     process.api.wait_until(name, "the second events to be read", read_to_the_end(first.len() + second.len())).await;
     process
         .api
@@ -817,7 +833,7 @@ async fn an_idle_sink_writes_progress_at_most_once_a_second() {
     let (topic, sink) = (unique("idle"), unique("idle-sink"));
     kafka.create_topic(&topic, 1).await;
     let events = events(9, 1, 50, 0);
-    kafka.produce(&topic, &events.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&events));
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
     let mut spec = job_spec("idle", &kafka.brokers, &topic, Some(&sink));
@@ -855,21 +871,16 @@ async fn a_paused_broker_loses_nothing() {
     let (topic, sink) = (unique("paused"), unique("paused-sink"));
     kafka.create_topic(&topic, 3).await;
     let first = events(6, 3, 1000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
 
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
-    let (code, body) = api.post("/api/v1/jobs", &job_spec("paused", &kafka.brokers, &topic, Some(&sink))).await;
-    assert_eq!(code, 201, "{body}");
-    api.wait_until("paused", "the first records", |s| {
-        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
-    })
-    .await;
+    api.create_and_read(&job_spec("paused", &kafka.brokers, &topic, Some(&sink)), first.len()).await;
 
     own.signal("-STOP");
     // Records keep coming meanwhile: a producer queues them until the broker is back.
     let second = events(7, 3, 1000, 100_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     let producing = {
         let brokers = kafka.brokers.clone();
@@ -910,16 +921,11 @@ async fn injected_broker_faults_lose_nothing() {
     mock.create_topic(topic, 3, 1).expect("topic");
     mock.create_topic(sink, 3, 1).expect("sink topic");
     let first = events(12, 3, 800, 0);
-    kafka.produce(topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(topic, &as_messages(&first));
 
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
-    let (code, body) = api.post("/api/v1/jobs", &job_spec("faults", &kafka.brokers, topic, Some(sink))).await;
-    assert_eq!(code, 201, "{body}");
-    api.wait_until("faults", "the first records", |s| {
-        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
-    })
-    .await;
+    api.create_and_read(&job_spec("faults", &kafka.brokers, topic, Some(sink)), first.len()).await;
 
     use RDKafkaRespErr::{
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION as NOT_LEADER, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT as TIMED_OUT,
@@ -932,7 +938,7 @@ async fn injected_broker_faults_lose_nothing() {
         mock.broker_round_trip_time(broker, Duration::from_millis(500)).expect("round trip time");
     }
     let second = events(13, 3, 800, 100_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     // Records keep coming through the faults: a chunk a second.
     let producing = {
@@ -990,22 +996,17 @@ async fn a_suspended_kafka_job_resumes_from_its_offsets() {
     let (topic, sink) = (unique("suspended"), unique("suspended-sink"));
     kafka.create_topic(&topic, 3).await;
     let first = events(21, 3, 1000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
-    let (code, body) = api.post("/api/v1/jobs", &job_spec("suspended", &kafka.brokers, &topic, Some(&sink))).await;
-    assert_eq!(code, 201, "{body}");
-    api.wait_until("suspended", "the first records", |s| {
-        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
-    })
-    .await;
+    api.create_and_read(&job_spec("suspended", &kafka.brokers, &topic, Some(&sink)), first.len()).await;
     assert_sink_exact(&api, &kafka, "suspended", &sink).await;
     let (code, body) = api.post("/api/v1/jobs/suspended/suspend", &json!({})).await;
     assert_eq!((code, body["state"].as_str()), (200, Some("suspended")), "{body}");
     let written = kafka.read_all(&sink).len();
 
     let second = events(22, 3, 1000, 100_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     kafka.produce(&topic, &messages);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1033,20 +1034,15 @@ async fn a_job_from_a_kafka_savepoint_reads_on_from_its_offsets() {
     let (topic, sink, copy_sink) = (unique("saved"), unique("saved-sink"), unique("saved-copy-sink"));
     kafka.create_topic(&topic, 3).await;
     let first = events(23, 3, 1000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
-    let (code, body) = api.post("/api/v1/jobs", &job_spec("saved", &kafka.brokers, &topic, Some(&sink))).await;
-    assert_eq!(code, 201, "{body}");
-    api.wait_until("saved", "the first records", |s| {
-        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
-    })
-    .await;
+    api.create_and_read(&job_spec("saved", &kafka.brokers, &topic, Some(&sink)), first.len()).await;
     let (code, savepoint) = api.post("/api/v1/jobs/saved/savepoints", &json!({})).await;
     assert_eq!(code, 201, "{savepoint}");
 
     let second = events(24, 3, 1000, 100_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     kafka.produce(&topic, &messages);
     let mut copy = job_spec("copy", &kafka.brokers, &topic, Some(&copy_sink));

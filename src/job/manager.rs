@@ -422,15 +422,10 @@ impl JobManager {
         if !self.get(&name).is_some_and(|current| Arc::ptr_eq(&current, failed)) {
             return;
         }
-        failed.stop();
         let mut supervision = failed.supervision();
         supervision.restarts += 1;
         supervision.due = None;
-        let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, &name))).unwrap_or_default();
-        let started = spec::validate(failed.spec.clone(), &self.registry, &self.policy(Origin::Operator))
-            .map_err(CreateError::from)
-            .and_then(|valid| self.launch(valid, state, false, Some(supervision), now, failed.history.clone()));
-        match started {
+        match self.relaunch(failed, supervision, now) {
             Ok(managed) => {
                 if managed.state().0 == JobState::Running {
                     tracing::info!(job = %name, restarts = supervision.restarts, "job restarted");
@@ -439,6 +434,22 @@ impl JobManager {
             }
             Err(error) => failed.give_up(format_args!("cannot restart: {error}")),
         }
+    }
+
+    /// Stops `current` and starts its job again in its place from the data directory,
+    /// as at a restart of the server, continuing `supervision` and its history; the
+    /// caller holds `changing` and puts the job in the map.
+    fn relaunch(
+        &self,
+        current: &ManagedJob,
+        supervision: managed::Supervision,
+        now: Instant,
+    ) -> Result<Arc<ManagedJob>, CreateError> {
+        current.stop();
+        let name = &current.spec.name;
+        let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, name))).unwrap_or_default();
+        let valid = spec::validate(current.spec.clone(), &self.registry, &self.policy(Origin::Operator))?;
+        self.launch(valid, state, false, Some(supervision), now, current.history.clone())
     }
 
     /// Starts every job whose spec was persisted; returns those that failed and why.

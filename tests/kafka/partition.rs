@@ -101,16 +101,11 @@ async fn a_network_partition_loses_nothing() {
     let (topic, sink) = (unique("partitioned"), unique("partitioned-sink"));
     kafka.create_topic(&topic, 3).await;
     let first = events(14, 3, 1000, 0);
-    kafka.produce(&topic, &first.iter().map(|(p, t)| (*p, Some(t.clone()))).collect::<Vec<_>>());
+    kafka.produce(&topic, &as_messages(&first));
 
     let mut server = TestServer::start().await;
     let api = Api::of(&server);
-    let (code, body) = api.post("/api/v1/jobs", &job_spec("partitioned", &kafka.brokers, &topic, Some(&sink))).await;
-    assert_eq!(code, 201, "{body}");
-    api.wait_until("partitioned", "the first records", |s| {
-        s["inputs"]["events"]["accepted"].as_u64() == Some(first.len() as u64)
-    })
-    .await;
+    api.create_and_read(&job_spec("partitioned", &kafka.brokers, &topic, Some(&sink)), first.len()).await;
     // The HTTP-fed job: half its records before the cut, half during it.
     let fed_sink = unique("fed-sink");
     let mut fed = job_spec("fed", &kafka.brokers, "unused", Some(&fed_sink));
@@ -129,7 +124,7 @@ async fn a_network_partition_loses_nothing() {
     proxy.partition(true);
     // Records keep coming meanwhile: a producer queues them until the network heals.
     let second = events(15, 3, 1000, 100_000);
-    let mut messages: Vec<_> = second.iter().map(|(p, t)| (*p, Some(t.clone()))).collect();
+    let mut messages = as_messages(&second);
     messages.extend(end_markers(3));
     let producing = {
         let (kafka, topic) = (Kafka { brokers: kafka.brokers.clone() }, topic.clone());

@@ -77,7 +77,7 @@ impl ManagedJob {
             positions.insert(input, hold.position.clone());
             held.push(hold);
         }
-        let at = wall_clock_ms();
+        let at = crate::job::history::now_ms();
         let sinks = || {
             let sinks = self.sinks.lock().expect("sinks lock");
             let outputs = self.job.outputs();
@@ -130,10 +130,4 @@ pub(super) async fn checkpoint_every(job: Arc<ManagedJob>, every: Duration) {
             return;
         }
     }
-}
-
-/// Milliseconds since the epoch, now.
-fn wall_clock_ms() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }

@@ -3,12 +3,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::files::{
-    checkpoint_dir, history_path, log_dir, read_state, savepoints_dir, set_suspended, spec_path, state_path,
-};
+use super::files::{checkpoint_dir, history_path, log_dir, savepoints_dir, set_suspended, spec_path, state_path};
 use super::{CreateError, JobManager};
 use crate::job::managed::{JobState, ManagedJob, SuspendError};
-use crate::job::spec::{self, Origin};
+use crate::job::spec;
 
 /// Why a job was not suspended or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +52,9 @@ impl JobManager {
         if let Some(dir) = &self.data_dir {
             set_suspended(dir, name, false)?;
         }
-        current.stop();
         let mut supervision = current.supervision();
         (supervision.failures, supervision.due) = (0, None);
-        let state = self.data_dir.as_ref().map(|dir| read_state(&state_path(dir, name))).unwrap_or_default();
-        let history = current.history.clone();
-        let resumed = spec::validate(current.spec.clone(), &self.registry, &self.policy(Origin::Operator))
-            .map_err(CreateError::from)
-            .and_then(|valid| self.launch(valid, state, false, Some(supervision), Instant::now(), history));
-        match resumed {
+        match self.relaunch(&current, supervision, Instant::now()) {
             Ok(job) => {
                 job.history.record("resumed", serde_json::json!({"checkpoint": job.last_checkpoint().0.map(|c| c.id)}));
                 self.jobs.write().expect("jobs lock").insert(name.to_string(), job.clone());
